@@ -1,0 +1,23 @@
+"""One clear line, never a traceback: the error type every command-line entry point reports."""
+import sys
+
+
+class LenetError(Exception):
+    """Bad input a user can fix (a path, a file, an option): reported as one line, exit 2."""
+
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def run_cli(main, argv=None):
+    """Call ``main(argv)`` and turn its failures into one line on stderr and an exit status."""
+    prog = getattr(main, "__module__", "lenet_np")
+    try:
+        return main(argv) or 0
+    except LenetError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
