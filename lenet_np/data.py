@@ -53,6 +53,7 @@ KNOWN_SHA256 = {
 @dataclass
 class Split:
     """One split of a data set as stored: images (N, 28, 28) uint8 and labels (N,) uint8."""
+    name: str             # "train" or "test"
     images: np.ndarray
     labels: np.ndarray
     dataset: str          # "mnist", "fashion-mnist" or "unverified"
@@ -158,5 +159,5 @@ def load_split(split, data_dir=None):
     sha256 = {images_name: images_sha, labels_name: labels_sha}
     strict = DEFAULT_DATA_DIR.is_dir() and os.path.samefile(folder, DEFAULT_DATA_DIR)
     dataset = identify(sha256, strict_mnist=strict)
-    return Split(images=images, labels=labels, dataset=dataset, sha256=sha256,
+    return Split(name=split, images=images, labels=labels, dataset=dataset, sha256=sha256,
                  data_dir=str(folder))
