@@ -66,7 +66,7 @@ class ReportWriter:
 
     def save_figure(self, fig, name):
         """Save a matplotlib figure as PNG under ``name`` and close it."""
-        fig.savefig(self.path(name), dpi=110, bbox_inches="tight")
+        fig.savefig(self.path(name), dpi=110)
         plt.close(fig)
         return name
 
