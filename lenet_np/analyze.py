@@ -142,9 +142,10 @@ class AnalysisContext:
             for name in names:
                 kept[name].append(acts[name])
         return {name: np.concatenate(parts) if parts else
-                np.empty((0, *self._shape(name)), np.float32) for name, parts in kept.items()}
+                np.empty((0, *self.layer_shape(name)), np.float32) for name, parts in kept.items()}
 
-    def _shape(self, name):
+    def layer_shape(self, name):
+        """Shape of one image's output of layer ``name``, e.g. (18, 8, 8) for conv2."""
         return next(shape for n, _, shape in self.model.layers if n == name)
 
 
@@ -187,7 +188,7 @@ def zero_share_rows(act_by_digit):
 def build_core(ctx):
     """Tables 1 and 2, zero shares and Figs. 2-6: returns (markdown, json record, terminal)."""
     layer, relu, writer = ctx.layer, ctx.relu, ctx.writer
-    unit = "unit" if len(ctx._shape(layer)) == 1 else "filter"
+    unit = "unit" if len(ctx.layer_shape(layer)) == 1 else "filter"
     names = [layer] + ([relu] if relu and relu != layer else [])
     order = np.concatenate([ctx.indices[d] for d in ctx.indices])
     acts = ctx.activations(order, names, desc=f"{layer} activations")
