@@ -18,11 +18,12 @@ empty masks (a dead filter, or an image that leaves a filter silent) are 0/0. Th
 left out of every mean, median and quartile, and counted (``n_undefined``), never treated as
 0 or 1.
 
-All pairs of up to 10,000 images are summarised in blocks: a block of Gram matrices
-(C, B, B) at a time, from matrix products of normalised maps (cosine, Pearson) and of 0/1
-masks (intersections; unions from the mask sizes), never an N×N×P array. A numba kernel folds
-each block into per-digit-pair sums and fixed-bin histograms, from which means are exact and
-medians and quartiles are read to within one bin (``N_BINS`` bins over [-1, 1], width 0.001).
+All pairs of up to 10,000 images are summarised in blocks, never as an N×N×P array. Mask IoU
+of every pair: masks as bit sets, a numba kernel counting intersections and folding each
+block into per-digit-pair sums and fixed-bin histograms (``N_BINS`` bins over [-1, 1]: means
+exact, medians and quartiles to within 0.002). Cosine and Pearson means of every pair: exact
+from per-digit sums of unit vectors (:func:`linear_pair_means`), O(N). Cosine and Pearson
+histograms (quartiles): from blocks of Gram matrices (BLAS) over a smaller set of images.
 """
 import math
 from dataclasses import dataclass
