@@ -21,14 +21,15 @@ from .lowbit import LowBit
 from .oracle import Dense, PoolOracle, ReluOracle
 from .pool_exact import PoolExact
 
-DEFAULT_TAUS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
-DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8)
+DEFAULT_TAUS = (0.5, 0.8, 0.9, 0.95, 0.99)
+DEFAULT_BITS = (2, 3, 4, 6, 8)
 
 
-def standard_schemes(spec, taus=DEFAULT_TAUS, bits=DEFAULT_BITS):
+def standard_schemes(spec, taus=DEFAULT_TAUS, bits=DEFAULT_BITS, lowbit_snapea=False):
     """Every scheme the report and the benchmark compare, in table order.
 
-    The pool-aware ones are left out when the layer has no max-pool after its ReLU.
+    The pool-aware ones are left out when the layer has no max-pool after its ReLU; the
+    low-bit schemes finished with SnaPEA's termination only with ``lowbit_snapea``.
     """
     taus = [check_tau(t) for t in taus]
     bits = [check_bits(k) for k in bits]
@@ -43,7 +44,9 @@ def standard_schemes(spec, taus=DEFAULT_TAUS, bits=DEFAULT_BITS):
         if spec.pool:
             schemes.append(ClassMasks(tau, termination="pool"))
     for k in bits:
-        schemes += [LowBit(k), LowBit(k, termination="snapea")]
+        schemes.append(LowBit(k))
+        if lowbit_snapea:
+            schemes.append(LowBit(k, termination="snapea"))
     return schemes
 
 
