@@ -100,7 +100,8 @@ def summary_rows(model, evaluations, reference, digits=None):
     labels = reference.labels
     dense_pred = reference.logits.argmax(axis=1)
     groups = [("all", np.ones(len(labels), bool))]
-    groups += [(d, labels == d) for d in (digits if digits is not None else range(10))]
+    groups += [(d, labels == d) for d in (digits if digits is not None else range(10))
+               if np.any(labels == d)]
     rows = []
     oracle_saved = {}
     for group, chosen in groups:
