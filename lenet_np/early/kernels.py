@@ -125,27 +125,28 @@ def conv_relu_pool_kernel(x, offsets, weights, group_end, group_slot, group_posi
     """Pool-aware exact termination: each output of a max-pool window is dropped as soon as
     an upper bound of its final value cannot beat 0 or the window's largest value so far.
 
-    The positive terms are grouped by input channel (group ``g`` of filter ``f`` holds the
-    positive terms on channel ``group_channel[f, g]`` and ends before term
-    ``group_end[f, g]``); the negative terms follow, most negative first. With x >= 0:
+    The positive terms are split into groups (group ``g`` of filter ``f`` ends before term
+    ``group_end[f, g]``, and its inputs all lie in bound slot ``group_slot[f, g]``: an input
+    channel, or a row of one, of the receptive field); the negative terms follow, most
+    negative first. With x >= 0:
 
-    - before group g, the positive terms not yet added can add at most
-      ``sum over the remaining groups of channel_positive_sum[f, c] * channel_bound[n, c, oh, ow]``;
+    - before group g, the positive terms not yet added can add at most the sum over groups
+      g, g+1, ... of ``group_positive_sum[f, g'] * slot_bound[n, group_slot[f, g'], oh, ow]``;
       if the partial sum plus that is <= the threshold the output is dropped;
     - in the negative phase the sum only falls: it is dropped once it is <= the threshold.
 
     The threshold starts at 0 (the ReLU) and rises to the largest output found so far in the
     window, so only outputs that could still become the window's maximum are finished.
 
-    x                    : (N, C, H, W) float32, >= 0.
-    offsets, weights     : (F, K) in this term order; n_positive (F,) int64.
-    group_end            : (F, C) int64; group_channel (F, C) int64.
-    channel_positive_sum : (F, C) float32, the sum of filter f's positive weights on channel c.
-    bias                 : (F,) float32.
-    compute_mask         : (N, F, OH, OW) bool, the outputs to consider.
-    channel_bound        : (N, C, OH, OW) float32, an upper bound of channel c's inputs in the
-                           receptive field of (oh, ow).
-    pool                 : window side; outputs outside a whole window are not computed.
+    x                  : (N, C, H, W) float32, >= 0.
+    offsets, weights   : (F, K) in this term order; n_positive (F,) int64.
+    group_end          : (F, G) int64; group_slot (F, G) int64.
+    group_positive_sum : (F, G) float32, the sum of each group's (positive) weights.
+    bias               : (F,) float32.
+    compute_mask       : (N, F, OH, OW) bool, the outputs to consider.
+    slot_bound         : (N, S, OH, OW) float32, an upper bound of the inputs of slot s in the
+                         receptive field of (oh, ow).
+    pool               : window side; outputs outside a whole window are not computed.
     out                  : (N, F, OH, OW) float32 output: an output finished to the end holds
                            max(sum, 0), a skipped or dropped one 0; its max-pool is exact.
     macs                 : (N,) int64 output, the MACs of the layer's terms.
