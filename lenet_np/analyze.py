@@ -29,7 +29,7 @@ from .stats import STAT_COLUMNS, filter_stats, per_filter_values, zero_shares
 # Modules that add a section to the report. Each provides ``add_arguments(parser)``,
 # ``enabled(options) -> bool`` and ``build(ctx) -> {"markdown": str, "json": dict}``, and may
 # provide ``check(options, model)`` to refuse bad options before any work is done.
-SECTION_MODULES = ("lenet_np.similarity_report",)
+SECTION_MODULES = ("lenet_np.similarity_report", "lenet_np.early_report")
 
 STAT_FORMATS = {"mean": ".4f", "median": ".4f", "variance": ".4f", "std": ".4f", "min": ".4f",
                 "q1": ".4f", "q3": ".4f", "max": ".4f", "negative_share": ".2%"}

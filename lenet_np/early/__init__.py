@@ -1,0 +1,55 @@
+"""Early prediction: skip the conv work that the following ReLU and max-pool discard.
+
+One module per scheme, all with the interface of :class:`.base.Scheme` (``fit`` on the
+training split, ``run`` on any batch of the layer's input):
+
+- :mod:`.oracle`: the ReLU and pool-aware oracles (not realisable, the bounds) and the
+  dense baseline as a direct convolution;
+- :mod:`.class_masks`: an early linear head predicts the digit; outputs with
+  P(zero | digit) >= τ are skipped;
+- :mod:`.exact`: SnaPEA's exact early termination on the sign;
+- :mod:`.pool_exact`: exact termination against 0 and the window's running maximum;
+- :mod:`.lowbit`: a k-bit copy of the layer predicts signs and window arg-maxes (SeerNet).
+
+:mod:`.evaluate` measures them; :mod:`.kernels` holds their numba kernels and
+:mod:`.reference` the naive references those are tested against.
+"""
+from .base import ConvSpec, LayerRun, Scheme, TrainingData, check_bits, check_tau, conv_spec
+from .class_masks import ClassMasks
+from .exact import SnapeaExact
+from .lowbit import LowBit
+from .oracle import Dense, PoolOracle, ReluOracle
+from .pool_exact import PoolExact
+
+DEFAULT_TAUS = (0.5, 0.8, 0.9, 0.95, 0.99)
+DEFAULT_BITS = (2, 3, 4, 6, 8)
+
+
+def standard_schemes(spec, taus=DEFAULT_TAUS, bits=DEFAULT_BITS, lowbit_snapea=False):
+    """Every scheme the report and the benchmark compare, in table order.
+
+    The pool-aware ones are left out when the layer has no max-pool after its ReLU; the
+    low-bit schemes finished with SnaPEA's termination only with ``lowbit_snapea``.
+    """
+    taus = [check_tau(t) for t in taus]
+    bits = [check_bits(k) for k in bits]
+    schemes = [Dense(), ReluOracle()]
+    if spec.pool:
+        schemes.append(PoolOracle())
+    schemes.append(SnapeaExact())
+    if spec.pool:
+        schemes += [PoolExact("field"), PoolExact("range")]
+    for tau in taus:
+        schemes.append(ClassMasks(tau))
+        if spec.pool:
+            schemes.append(ClassMasks(tau, termination="pool"))
+    for k in bits:
+        schemes.append(LowBit(k))
+        if lowbit_snapea:
+            schemes.append(LowBit(k, termination="snapea"))
+    return schemes
+
+
+__all__ = ["ConvSpec", "LayerRun", "Scheme", "TrainingData", "conv_spec", "check_tau",
+           "check_bits", "Dense", "ReluOracle", "PoolOracle", "SnapeaExact", "PoolExact",
+           "ClassMasks", "LowBit", "standard_schemes", "DEFAULT_TAUS", "DEFAULT_BITS"]

@@ -1,0 +1,270 @@
+"""numba kernels of the early-prediction schemes: direct convolutions that really skip work.
+
+Every kernel is a module-level ``@njit`` function taking arrays and scalars and writing into
+outputs its caller allocated; the njit options come from :mod:`lenet_np.kernels`, the one
+place that decides them. Each kernel counts, per image, the operations it performs, in the
+same loop that performs them, so the reported counts are what the kernel did. The naive
+references they are tested against are in :mod:`lenet_np.early.reference`.
+
+A conv layer is handled as a direct convolution over a "term order" per filter
+(:func:`lenet_np.early.base.term_order`): ``offsets[f, t]`` is the flat offset
+``c*H*W + i*W + j`` of the input the term ``t`` of filter ``f`` multiplies, relative to the
+receptive field's corner, and ``weights[f, t]`` its weight. The exact schemes put the positive
+weights first and then the negative ones from the most negative (SnaPEA's order);
+``n_positive[f]`` says where the negative ones start.
+"""
+import numpy as np
+
+from ..kernels import njit
+
+@njit
+def _partial_dot(weights, offsets, x_flat, base, start, end):
+    """sum of weights[t] * x_flat[base + offsets[t]] for start <= t < end.
+
+    Four running sums break the chain of dependent adds (each add waits for the previous
+    one otherwise, which bounds a scalar loop at one MAC per add latency); fastmath stays
+    off, so the order is this fixed one and reruns are bit-identical.
+    """
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    s3 = np.float32(0.0)
+    t = start
+    while t + 4 <= end:
+        s0 += weights[t] * x_flat[base + offsets[t]]
+        s1 += weights[t + 1] * x_flat[base + offsets[t + 1]]
+        s2 += weights[t + 2] * x_flat[base + offsets[t + 2]]
+        s3 += weights[t + 3] * x_flat[base + offsets[t + 3]]
+        t += 4
+    while t < end:
+        s0 += weights[t] * x_flat[base + offsets[t]]
+        t += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit
+def conv_relu_masked_kernel(x, offsets, weights, bias, compute_mask, out, macs):
+    """ReLU(conv(x)) at the outputs ``compute_mask`` selects, every term of each: a direct
+    convolution over a mask (the dense layer when the mask is all true).
+
+    x            : (N, C, H, W) float32 input.
+    offsets      : (F, K) int64 term offsets; weights (F, K) float32, in term order.
+    bias         : (F,) float32.
+    compute_mask : (N, F, OH, OW) bool; an output outside it is written 0 at no cost.
+    out          : (N, F, OH, OW) float32 output, max(sum, 0) where computed, else 0.
+    macs         : (N,) int64 output, the MACs performed per image.
+    """
+    n_img, _, _, width = x.shape
+    n_filt, n_terms = weights.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    for n in range(n_img):
+        x_flat = x[n].ravel()                  # (C*H*W,): the offsets index it directly
+        count = 0
+        for f in range(n_filt):
+            w = weights[f]
+            off = offsets[f]
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    if not compute_mask[n, f, oh, ow]:
+                        out[n, f, oh, ow] = 0.0
+                        continue
+                    base = oh * width + ow
+                    acc = bias[f] + _partial_dot(w, off, x_flat, base, 0, n_terms)
+                    count += n_terms
+                    out[n, f, oh, ow] = acc if acc > 0.0 else 0.0
+        macs[n] = count
+
+
+@njit
+def conv_relu_snapea_kernel(x, offsets, weights, n_positive, bias, compute_mask, out, macs,
+                            checks):
+    """SnaPEA's exact mode: ReLU(conv(x)) with the negative terms cut short.
+
+    The terms are in SnaPEA's order (positive weights first). With x >= 0 the sum only falls
+    once the positive terms are in, so as soon as it is <= 0 the ReLU output is 0 and the
+    remaining terms are skipped. Arguments as :func:`conv_relu_masked_kernel`, plus
+    ``n_positive`` (F,) int64 and ``checks`` (N,) int64, the sign tests made per image.
+    """
+    n_img, _, _, width = x.shape
+    n_filt, n_terms = weights.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    for n in range(n_img):
+        x_flat = x[n].ravel()                  # (C*H*W,)
+        count = 0
+        tests = 0
+        for f in range(n_filt):
+            w = weights[f]
+            off = offsets[f]
+            n_pos = n_positive[f]
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    out[n, f, oh, ow] = 0.0
+                    if not compute_mask[n, f, oh, ow]:
+                        continue
+                    base = oh * width + ow
+                    acc = bias[f] + _partial_dot(w, off, x_flat, base, 0, n_pos)
+                    t = n_pos
+                    # One sign test before each negative term and one at the end (the ReLU's).
+                    while True:
+                        tests += 1
+                        if acc <= 0.0 or t == n_terms:
+                            break
+                        acc += w[t] * x_flat[base + off[t]]
+                        t += 1
+                    count += t
+                    if acc > 0.0:
+                        out[n, f, oh, ow] = acc
+        macs[n] = count
+        checks[n] = tests
+
+
+@njit
+def conv_relu_pool_kernel(x, offsets, weights, group_end, group_slot, group_positive_sum,
+                          n_positive, bias, compute_mask, slot_bound, pool, out, macs,
+                          bound_macs, checks):
+    """Pool-aware exact termination: each output of a max-pool window is dropped as soon as
+    an upper bound of its final value cannot beat 0 or the window's largest value so far.
+
+    The positive terms are split into groups (group ``g`` of filter ``f`` ends before term
+    ``group_end[f, g]``, and its inputs all lie in bound slot ``group_slot[f, g]``: an input
+    channel, or a row of one, of the receptive field); the negative terms follow, most
+    negative first. With x >= 0:
+
+    - before group g, the positive terms not yet added can add at most the sum over groups
+      g, g+1, ... of ``group_positive_sum[f, g'] * slot_bound[n, group_slot[f, g'], oh, ow]``;
+      if the partial sum plus that is <= the threshold the output is dropped;
+    - in the negative phase the sum only falls: it is dropped once it is <= the threshold.
+
+    The threshold starts at 0 (the ReLU) and rises to the largest output found so far in the
+    window, so only outputs that could still become the window's maximum are finished.
+
+    x                  : (N, C, H, W) float32, >= 0.
+    offsets, weights   : (F, K) in this term order; n_positive (F,) int64.
+    group_end          : (F, G) int64; group_slot (F, G) int64.
+    group_positive_sum : (F, G) float32, the sum of each group's (positive) weights.
+    bias               : (F,) float32.
+    compute_mask       : (N, F, OH, OW) bool, the outputs to consider.
+    slot_bound         : (N, S, OH, OW) float32, an upper bound of the inputs of slot s in the
+                         receptive field of (oh, ow).
+    pool               : window side; outputs outside a whole window are not computed.
+    out                  : (N, F, OH, OW) float32 output: an output finished to the end holds
+                           max(sum, 0), a skipped or dropped one 0; its max-pool is exact.
+    macs                 : (N,) int64 output, the MACs of the layer's terms.
+    bound_macs           : (N,) int64 output, the MACs of the bounds (C per output started).
+    checks               : (N,) int64 output, the comparisons of the termination tests.
+    """
+    n_img, _, _, width = x.shape
+    n_filt, n_terms = weights.shape
+    n_groups = group_end.shape[1]
+    out_h, out_w = out.shape[2], out.shape[3]
+    products = np.empty(n_groups, np.float32)
+    for n in range(n_img):
+        x_flat = x[n].ravel()                  # (C*H*W,)
+        count = 0
+        bound_count = 0
+        tests = 0
+        out[n] = 0.0
+        for f in range(n_filt):
+            w = weights[f]
+            off = offsets[f]
+            n_pos = n_positive[f]
+            for ph in range(out_h // pool):
+                for pw in range(out_w // pool):
+                    best = np.float32(0.0)     # ReLU: a value <= 0 cannot matter
+                    for i in range(pool):
+                        for j in range(pool):
+                            oh = ph * pool + i
+                            ow = pw * pool + j
+                            if not compute_mask[n, f, oh, ow]:
+                                continue
+                            base = oh * width + ow
+                            remaining = np.float32(0.0)
+                            for g in range(n_groups):
+                                products[g] = (group_positive_sum[f, g]
+                                               * slot_bound[n, group_slot[f, g], oh, ow])
+                                remaining += products[g]
+                            bound_count += n_groups
+                            acc = bias[f]
+                            t = 0
+                            dropped = False
+                            for g in range(n_groups):
+                                tests += 1
+                                if acc + remaining <= best:
+                                    dropped = True
+                                    break
+                                end = group_end[f, g]
+                                acc += _partial_dot(w, off, x_flat, base, t, end)
+                                t = end
+                                remaining -= products[g]
+                            if not dropped:
+                                t = n_pos
+                                while True:
+                                    tests += 1
+                                    if acc <= best:
+                                        dropped = True
+                                        break
+                                    if t == n_terms:
+                                        break
+                                    acc += w[t] * x_flat[base + off[t]]
+                                    t += 1
+                            count += t
+                            if not dropped:
+                                best = acc
+                                out[n, f, oh, ow] = acc
+        macs[n] = count
+        bound_macs[n] = bound_count
+        checks[n] = tests
+
+
+@njit
+def receptive_field_max_kernel(x, kh, kw, row_max, out, comparisons):
+    """Largest input of each channel in every receptive field: a separable max.
+
+    x           : (N, C, H, W).
+    row_max     : (N, C, H, OW) output, the max over each row segment of width ``kw``.
+    out         : (N, C, OH, OW) output, the max over each kh×kw window of a channel.
+    comparisons : (N,) int64 output, the comparisons made per image.
+    """
+    n_img, n_ch, height, _ = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    for n in range(n_img):
+        for c in range(n_ch):
+            for y in range(height):
+                for ox in range(out_w):
+                    m = x[n, c, y, ox]
+                    for j in range(1, kw):
+                        v = x[n, c, y, ox + j]
+                        m = v if v > m else m
+                    row_max[n, c, y, ox] = m
+            for oy in range(out_h):
+                for ox in range(out_w):
+                    m = row_max[n, c, oy, ox]
+                    for i in range(1, kh):
+                        v = row_max[n, c, oy + i, ox]
+                        m = v if v > m else m
+                    out[n, c, oy, ox] = m
+        comparisons[n] = n_ch * (height * out_w * (kw - 1) + out_h * out_w * (kh - 1))
+
+
+@njit
+def lowbit_conv_kernel(xq, wq, bias_q, out):
+    """Integer direct convolution, the low-bit copy of a layer.
+
+    xq     : (N, C, H, W) int64, the quantised input (k-bit codes).
+    wq     : (F, C, KH, KW) int64, the quantised weights (signed k-bit codes).
+    bias_q : (F,) int64, the bias in units of (input scale × the filter's weight scale).
+    out    : (N, F, OH, OW) int64 output, the sums in the same units.
+    """
+    n_img, n_ch, height, width = xq.shape
+    n_filt, _, kh, kw = wq.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    for n in range(n_img):
+        for f in range(n_filt):
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    acc = bias_q[f]
+                    for c in range(n_ch):
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += wq[f, c, i, j] * xq[n, c, oh + i, ow + j]
+                    out[n, f, oh, ow] = acc

@@ -1,0 +1,254 @@
+"""Early prediction: kernels against naive references, exact schemes against dense, counts
+against independent counts, oracle bounds, and bad options."""
+import numpy as np
+import pytest
+
+from lenet_np import load_model, reference as layer_reference
+from lenet_np.checkpoint import DEFAULT_MODEL_PATH
+from lenet_np.data import load_split
+from lenet_np.early import (ClassMasks, Dense, LowBit, PoolExact, PoolOracle, ReluOracle,
+                            SnapeaExact, conv_spec, standard_schemes)
+from lenet_np.early import reference
+from lenet_np.early.direct import (conv_relu_masked, conv_relu_pool, conv_relu_snapea,
+                                   lowbit_conv, receptive_field_bounds, term_order)
+from lenet_np.early.evaluate import collect, evaluate, summary_rows, training_data
+from lenet_np.early.pool_exact import guaranteed_input_bound
+from lenet_np.errors import LenetError
+from lenet_np.flops import cost_table, network_macs
+from lenet_np.layers import maxpool_forward
+from lenet_np.model import Architecture, LeNet
+from tests.conftest import assert_one_line_error, run_cli
+
+
+def random_case(seed, n=2, c=3, f=4, size=8, k=3):
+    """Non-negative inputs with exact zeros (as after a ReLU) and a random conv layer."""
+    rng = np.random.default_rng(seed)
+    x = np.maximum(rng.standard_normal((n, c, size, size)), 0).astype(np.float32)
+    weight = rng.standard_normal((f, c, k, k)).astype(np.float32)
+    bias = (rng.standard_normal(f) * 0.5).astype(np.float32)
+    return x, weight, bias, (f, size - k + 1, size - k + 1)
+
+
+def relu_conv(x, weight, bias):
+    return np.maximum(layer_reference.conv_forward_naive(x.astype(np.float64), weight, bias), 0)
+
+
+# --- kernels against naive references --------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(6))
+def test_masked_kernel_is_relu_conv_and_counts_its_outputs(seed):
+    x, weight, bias, shape = random_case(seed)
+    mask = np.random.default_rng(seed).random((len(x), *shape)) < 0.6
+    for sort in (False, True):
+        order = term_order(weight, *x.shape[2:], sort=sort)
+        out, macs = conv_relu_masked(x, order, bias, shape, mask)
+        np.testing.assert_allclose(out, np.where(mask, relu_conv(x, weight, bias), 0),
+                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(macs, mask.reshape(len(x), -1).sum(1) * weight[0].size)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_snapea_kernel_matches_naive(seed):
+    x, weight, bias, shape = random_case(seed)
+    order = term_order(weight, *x.shape[2:])
+    out, macs, checks = conv_relu_snapea(x, order, bias, shape)
+    ref_out, ref_macs, ref_checks = reference.snapea_naive(x, order, bias, shape)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(macs, ref_macs)
+    np.testing.assert_array_equal(checks, ref_checks)
+    np.testing.assert_allclose(out, relu_conv(x, weight, bias), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("slots", ["channel", "row"])
+def test_pool_kernel_matches_naive_and_keeps_the_max_pool(seed, slots):
+    x, weight, bias, shape = random_case(seed, size=9)           # 7×7 outputs: a ragged edge
+    order = term_order(weight, *x.shape[2:], slots=slots)
+    bound, _ = receptive_field_bounds(x, 3, 3, slots)
+    mask = np.random.default_rng(seed).random((len(x), *shape)) < 0.8
+    for compute_mask in (None, mask):
+        got = conv_relu_pool(x, order, bias, shape, bound, 2, compute_mask)
+        ref = reference.pool_exact_naive(x, order, bias, shape, bound, 2, compute_mask)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-5)
+        for counted, expected in zip(got[1:], ref[1:]):
+            np.testing.assert_array_equal(counted, expected)
+    full = conv_relu_pool(x, order, bias, shape, bound, 2)[0]
+    np.testing.assert_allclose(maxpool_forward(full)[0],
+                               maxpool_forward(relu_conv(x, weight, bias))[0], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_receptive_field_bounds_match_naive():
+    x, *_ = random_case(3, size=10)
+    bound, comparisons = receptive_field_bounds(x, 3, 4)
+    np.testing.assert_array_equal(bound, reference.receptive_field_max_naive(x, 3, 4))
+    # Separable max: (KW-1) per row segment, then (KH-1) per output, per channel.
+    assert comparisons[0] == 3 * (10 * 7 * 3 + 8 * 7 * 2)
+    rows, _ = receptive_field_bounds(x, 3, 4, "row")
+    np.testing.assert_array_equal(rows.reshape(2, 3, 3, 8, 7).max(axis=2), bound)
+
+
+def test_lowbit_kernel_matches_naive():
+    rng = np.random.default_rng(0)
+    xq = rng.integers(0, 16, (2, 3, 7, 7))
+    wq = rng.integers(-7, 8, (4, 3, 3, 3))
+    bias_q = rng.integers(-50, 50, 4)
+    np.testing.assert_array_equal(lowbit_conv(xq, wq, bias_q),
+                                  reference.lowbit_conv_naive(xq, wq, bias_q))
+
+
+# --- counts against independent hand counts ----------------------------------------------------
+
+def test_snapea_counts_on_a_hand_made_case():
+    # One channel, a 1×3 kernel (+2, -1, -3) sorted to (+2 | -3, -1), bias 0, inputs 1×1×5.
+    x = np.array([[[[1, 1, 1, 0, 2]]]], np.float32)
+    weight = np.array([[[[2, -1, -3]]]], np.float32)
+    order = term_order(weight, 1, 5)
+    out, macs, checks = conv_relu_snapea(x, order, np.zeros(1, np.float32), (1, 1, 3))
+    # Output 0: 2·1 = 2, -3·1 -> -1 (stop: 2 MACs, 2 tests). Output 1: 2·1, -3·0 -> 2, -1·1 -> 1
+    # (3 MACs, 3 tests: before each negative term and at the end). Output 2: 2·1 = 2, -3·2 -> -4
+    # (2 MACs, 2 tests).
+    np.testing.assert_allclose(out.ravel(), [0, 1, 0])
+    assert macs[0] == 2 + 3 + 2 and checks[0] == 2 + 3 + 2
+
+
+def test_pool_counts_on_a_hand_made_case():
+    # One filter 1×1 with weight +1 and bias -1 over a 2×2 input: a single 2×2 window.
+    x = np.array([[[[3, 2], [5, 0.5]]]], np.float32)
+    order = term_order(np.ones((1, 1, 1, 1), np.float32), 2, 2)
+    bound = np.full((1, 1, 2, 2), 5, np.float32)                    # a range bound of 5
+    out, macs, bound_macs, checks = conv_relu_pool(x, order, np.full(1, -1, np.float32),
+                                                  (1, 2, 2), bound, 2)
+    # (0,0): bound -1+5 > 0, add 3 -> 2, end test 2 > 0: kept (1 MAC, 2 tests). (0,1): bound
+    # -1+5 = 4 > 2, add 2 -> 1 <= 2: dropped (1 MAC, 2 tests). (1,0): 4 > 2, add 5 -> 4 > 2:
+    # kept (1 MAC, 2 tests). (1,1): bound 4 <= 4: dropped before any MAC (0 MACs, 1 test).
+    np.testing.assert_allclose(out[0, 0], [[2, 0], [4, 0]])
+    assert (macs[0], bound_macs[0], checks[0]) == (3, 4, 7)
+
+
+def test_dense_flop_table_matches_hand_count():
+    model = LeNet.initialize(seed=0)
+    rows = {row["layer"]: row for row in cost_table(model)}
+    assert rows["conv1"]["macs"] == 6 * 24 * 24 * 25
+    assert rows["conv2"]["macs"] == 18 * 8 * 8 * 6 * 25
+    assert rows["fc1"]["macs"] == 288 * 120
+    assert rows["pool2"]["comparisons"] == 18 * 4 * 4 * 3
+    assert rows["conv2"]["flops"] == 2 * rows["conv2"]["macs"] + 18 * 64
+    assert network_macs(model) == 86400 + 172800 + 34560 + 10080 + 840
+
+
+# --- schemes on random models and on the committed one -------------------------------------------
+
+@pytest.fixture(scope="module")
+def fitted_small():
+    model = LeNet.initialize(Architecture(conv1=3, conv2=5, fc=(16, 12)), seed=2)
+    # Biases shifted so that some outputs are positive and some are not.
+    rng = np.random.default_rng(0)
+    for name in ("conv1.bias", "conv2.bias"):
+        model.params[name] = (rng.standard_normal(model.params[name].shape) * 0.3
+                              ).astype(np.float32)
+    split = load_split("test")
+    results = {}
+    for layer in ("conv1", "conv2"):
+        spec = conv_spec(model, layer)
+        ref = collect(model, spec, split, np.arange(60))
+        train = training_data(collect(model, spec, split, np.arange(60, 160), keep_relu=False))
+        results[layer] = (model, spec, ref, train)
+    return results
+
+
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_exact_schemes_equal_dense_on_a_random_model(fitted_small, layer):
+    model, spec, ref, train = fitted_small[layer]
+    for scheme in (Dense(), ReluOracle(), PoolOracle(), SnapeaExact(), PoolExact("field"),
+                   PoolExact("range")):
+        ev = evaluate(model, scheme.fit(model, spec, train), ref, batch_size=25)
+        np.testing.assert_allclose(ev.logits, ref.logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(ev.logits.argmax(1), ref.logits.argmax(1))
+
+
+def test_oracle_bounds_and_mask_quality(fitted_small):
+    model, spec, ref, train = fitted_small["conv2"]
+    schemes = [s.fit(model, spec, train) for s in standard_schemes(spec, [0.5, 1.0], [2, 16],
+                                                                   lowbit_snapea=True)]
+    rows = [r for r in summary_rows(model, [evaluate(model, s, ref) for s in schemes], ref)]
+    overall = {r["scheme"]: r for r in rows if r["digit"] == "all"}
+    relu, pool = overall["oracle_relu"], overall["oracle_pool"]
+    assert relu["layer_macs"] == pytest.approx((~ref.zero).reshape(60, -1).sum(1).mean()
+                                               * spec.macs_per_output)
+    assert pool["layer_saved"] >= relu["layer_saved"]
+    for r in rows:
+        oracle = next(o for o in rows if o["scheme"] == "oracle_pool" and o["digit"] == r["digit"])
+        if r["exact"]:
+            # No exact scheme computes less than the pool-aware oracle's full outputs.
+            assert r["layer_macs"] >= oracle["layer_macs"] - 1e-9
+            assert r["changed_predictions"] == 0
+    assert relu["skip_precision"] == 1 and relu["skip_recall"] == 1
+    assert overall["dense"]["layer_macs"] == spec.dense_macs
+
+
+def test_class_masks_and_lowbit_on_a_random_model(fitted_small):
+    model, spec, ref, train = fitted_small["conv2"]
+    everything = ClassMasks(0.0).fit(model, spec, train).run(ref.layer_input)
+    assert everything.skip_mask.all() and everything.macs.sum() == 0
+    assert (everything.predictor_macs == np.prod(spec.input_shape) * 10).all()
+    nothing = ClassMasks(1.0).fit(model, spec, train)
+    # τ = 1 skips only outputs that were zero on every training image of the predicted digit.
+    assert (nothing.zero_probability[nothing.skip_table] == 1).all()
+    wide = LowBit(16).fit(model, spec, train)
+    run = wide.run(ref.layer_input)
+    assert (run.lowbit_macs == spec.dense_macs).all() and run.bits == 16
+    ev = evaluate(model, wide, ref)
+    np.testing.assert_array_equal(ev.logits.argmax(1), ref.logits.argmax(1))
+
+
+def test_guaranteed_bound_holds(fitted_small):
+    model, spec, ref, _ = fitted_small["conv2"]
+    bound = guaranteed_input_bound(model, spec)
+    assert (ref.layer_input.max(axis=(0, 2, 3)) <= bound + 1e-6).all()
+    model1, spec1, *_ = fitted_small["conv1"]
+    np.testing.assert_array_equal(guaranteed_input_bound(model1, spec1), [1.0])
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="no committed model")
+def test_exact_schemes_equal_dense_on_the_committed_model():
+    model = load_model(DEFAULT_MODEL_PATH)
+    split = load_split("test")
+    for layer in ("conv2", "conv1"):
+        spec = conv_spec(model, layer)
+        ref = collect(model, spec, split, np.arange(0, 10000, 50))    # 200 images
+        for scheme in (SnapeaExact(), PoolExact("field"), PoolExact("range")):
+            ev = evaluate(model, scheme.fit(model, spec), ref)
+            np.testing.assert_allclose(ev.logits, ref.logits, rtol=1e-4, atol=1e-4)
+            np.testing.assert_array_equal(ev.logits.argmax(1), ref.logits.argmax(1))
+            assert ev.run.macs.mean() < spec.dense_macs
+
+
+# --- bad options ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tau", [-0.1, 1.5])
+def test_tau_outside_unit_interval_is_refused(tau):
+    with pytest.raises(LenetError, match="tau must be within"):
+        ClassMasks(tau)
+
+
+@pytest.mark.parametrize("bits", [1, 17, 3.5])
+def test_bits_outside_range_are_refused(bits):
+    with pytest.raises(LenetError, match="bits must be an integer within 2..16"):
+        LowBit(bits)
+
+
+@pytest.mark.parametrize("layer", ["relu2", "pool1", "fc1", "fc3", "nope"])
+def test_layer_not_a_conv_followed_by_relu_is_refused(small_model, layer):
+    with pytest.raises(LenetError, match="conv layer followed by a ReLU|unknown layer"):
+        conv_spec(small_model, layer)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--tau", "0.5,1.2"], "tau must be within [0, 1]"),
+    (["--bits", "1"], "bits must be an integer within 2..16"),
+    (["--layer", "fc1"], "early prediction needs a conv layer followed by a ReLU"),
+])
+def test_analyze_early_bad_options_give_one_line(tmp_path, args, fragment):
+    result = run_cli("lenet_np.analyze", "--early", "--out", tmp_path / "r", *args)
+    assert_one_line_error(result, fragment)
