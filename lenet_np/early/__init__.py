@@ -11,6 +11,10 @@ training split, ``run`` on any batch of the layer's input):
 - :mod:`.pool_exact`: exact termination against 0 and the window's running maximum;
 - :mod:`.lowbit`: a k-bit copy of the layer predicts signs and window arg-maxes (SeerNet).
 
+The realisable schemes leave out the terms of input channels that are provably 0 for every
+input (:func:`.base.live_channels`), which keeps them exact; the oracles and ``dense`` keep
+every term, so the shares of the oracles' savings stay comparable.
+
 :mod:`.evaluate` measures them; :mod:`.kernels` holds their numba kernels and
 :mod:`.reference` the naive references those are tested against.
 """
@@ -21,24 +25,36 @@ from .lowbit import LowBit
 from .oracle import Dense, PoolOracle, ReluOracle
 from .pool_exact import PoolExact
 
-DEFAULT_TAUS = (0.5, 0.8, 0.9, 0.95, 0.99)
-DEFAULT_BITS = (2, 3, 4, 6, 8)
+DEFAULT_TAUS = (0.5, 0.9, 0.99)
+DEFAULT_BITS = (2, 3, 4)
 
 
-def standard_schemes(spec, taus=DEFAULT_TAUS, bits=DEFAULT_BITS, lowbit_snapea=False):
+def standard_schemes(spec, taus=DEFAULT_TAUS, bits=DEFAULT_BITS, lowbit_snapea=False,
+                     all_variants=False):
     """Every scheme the report and the benchmark compare, in table order.
 
     The pool-aware ones are left out when the layer has no max-pool after its ReLU; the
-    low-bit schemes finished with SnaPEA's termination only with ``lowbit_snapea``.
+    low-bit schemes finished with SnaPEA's termination only with ``lowbit_snapea``. The exact
+    schemes come with and without the static pruning of provably-zero input channels
+    (``[no-prune]``), so both shares can be read; ``all_variants`` adds the pool-aware bound
+    strategies without pruning and with the range bound, and the early-exit kernels testing
+    after every term (``chunk=1``).
     """
     taus = [check_tau(t) for t in taus]
     bits = [check_bits(k) for k in bits]
     schemes = [Dense(), ReluOracle()]
     if spec.pool:
         schemes.append(PoolOracle())
-    schemes.append(SnapeaExact())
+    schemes += [SnapeaExact(), SnapeaExact(prune=False)]
+    if all_variants:
+        schemes.append(SnapeaExact(chunk=1))
     if spec.pool:
-        schemes += [PoolExact("field"), PoolExact("range")]
+        schemes += [PoolExact(), PoolExact(prune=False)]
+        if all_variants:
+            schemes.append(PoolExact(chunk=1))
+        schemes.append(PoolExact("field"))
+        if all_variants:
+            schemes += [PoolExact("field", prune=False), PoolExact("range")]
     for tau in taus:
         schemes.append(ClassMasks(tau))
         if spec.pool:

@@ -19,6 +19,7 @@ import numpy as np
 from .. import layers
 from ..errors import LenetError
 from ..flops import fp32_equivalent, network_macs
+from .direct import term_order
 
 MIN_BITS, MAX_BITS = 2, 16          # accepted widths of the low-bit copy
 
@@ -196,6 +197,47 @@ def _forward_layer(model, name, kind, x):
 
 def _params(model, name):
     return {"weight": model.params[f"{name}.weight"], "bias": model.params[f"{name}.bias"]}
+
+
+def guaranteed_input_bound(model, spec):
+    """(C,) upper bound of each channel of the layer's input over every input in [0, 1].
+
+    Walks the layers from the input: pixels <= 1; a conv output <= bias + the sum of its
+    positive weights times its inputs' bounds (inputs are >= 0 after a ReLU and at the
+    input); ReLU and max-pool keep the bound (ReLU floors it at 0). A bound of 0 means the
+    channel is 0 for every possible input (a dead filter before).
+    """
+    bound = np.ones(model.arch.in_channels)
+    for name, kind, _ in model.layers[1:]:
+        if name == spec.layer:
+            return bound.astype(np.float32)
+        if kind == "conv":
+            weight = model.params[f"{name}.weight"].astype(np.float64)
+            bound = model.params[f"{name}.bias"] + np.einsum(
+                "fcij,c->f", np.maximum(weight, 0), bound)
+        elif kind == "relu":
+            bound = np.maximum(bound, 0)
+        elif kind != "pool":
+            raise LenetError(f"no input bound through the {kind} layer {name}")
+    raise LenetError(f"{spec.layer} is not a layer of the model")
+
+
+def live_channels(model, spec):
+    """(C,) bool: the input channels of the layer that are not provably 0 for every input."""
+    return guaranteed_input_bound(model, spec) > 0
+
+
+def fitted_term_order(model, spec, train=None, prune=True, slots="channel"):
+    """The exact schemes' term order (:func:`.direct.term_order`, sorted) for ``spec``.
+
+    ``prune``: leave out the terms of provably-zero input channels (:func:`live_channels`).
+    With ``train``, terms are ordered by weight × the channel's mean input on the training
+    split (the expected size of the term), else by weight alone.
+    """
+    scale = None if train is None else train.layer_input.mean(axis=(0, 2, 3))      # (C,)
+    return term_order(spec.weight, *spec.input_shape[1:], sort=True, slots=slots,
+                      live=live_channels(model, spec) if prune else None,
+                      channel_scale=scale)
 
 
 def network_dense_macs(model):

@@ -10,14 +10,15 @@ Fitting, on the training split:
 
 Running: the head predicts the digit (C*H*W*10 MACs, counted as the predictor's, and 9
 comparisons for the arg-max); the outputs with P(zero | predicted digit) >= τ are set to 0
-without computing them; the others are computed in full, or with the exact pool-aware
-termination of :mod:`.pool_exact` (``termination="pool"``), which changes nothing more.
+without computing them; the others are computed in full (but for the terms of provably-zero
+input channels, which add exactly 0), or with the exact pool-aware termination of
+:mod:`.pool_exact` (``termination="pool"``), which changes nothing more.
 """
 import numpy as np
 
 from ..errors import LenetError
-from .base import LayerRun, Scheme, check_tau
-from .direct import conv_relu_masked, term_order
+from .base import LayerRun, Scheme, check_tau, fitted_term_order
+from .direct import conv_relu_masked
 from .pool_exact import PoolExact
 
 TERMINATIONS = ("none", "pool")
@@ -81,9 +82,10 @@ class ClassMasks(Scheme):
         for digit in range(n_classes):
             if not np.any(predicted == digit):
                 self.skip_table[digit] = False
-        self.order = term_order(spec.weight, *spec.input_shape[1:], sort=False)
+        # Every term of the computed outputs but those of provably-zero channels (exact).
+        self.order = fitted_term_order(model, spec, train)
         if self.termination == "pool":
-            self.pool_exact = PoolExact("field").fit(model, spec)
+            self.pool_exact = PoolExact().fit(model, spec, train)
         return self
 
     def predict_digit(self, layer_input):
@@ -98,7 +100,9 @@ class ClassMasks(Scheme):
         head_comparisons = self.head_weight.shape[1] - 1
         if self.termination == "pool":
             run = self.pool_exact.run(layer_input, compute_mask=~skip)
-            run.predictor_macs = run.predictor_macs + head_macs
+            # The window strategy has no predictor of its own (predictor_macs None).
+            bound_macs = 0 if run.predictor_macs is None else run.predictor_macs
+            run.predictor_macs = bound_macs + head_macs
             run.comparisons = run.comparisons + head_comparisons
         else:
             out, macs = conv_relu_masked(layer_input, self.order, self.spec.bias,

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import (conv_relu_masked_kernel, conv_relu_pool_kernel, conv_relu_snapea_kernel,
-                      lowbit_conv_kernel, receptive_field_max_kernel)
+from .kernels import (conv_relu_masked_kernel, conv_relu_pool_kernel,
+                      conv_relu_pool_window_kernel, conv_relu_snapea_kernel, lowbit_conv_kernel,
+                      receptive_field_max_kernel)
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,8 @@ class TermOrder:
 
     The positive terms are split into groups, each with one bound "slot": all inputs of a
     group lie in the same slot (an input channel, or one row of one channel, of the receptive
-    field), whose largest value bounds them.
+    field), whose largest value bounds them. Terms of input channels that are provably 0
+    (``live`` false) are left out of the order altogether: they add exactly 0.
     """
     offsets: np.ndarray               # (F, K) int64, c*H*W + i*W + j of each term
     weights: np.ndarray               # (F, K) float32, the weight of each term
@@ -27,29 +29,47 @@ class TermOrder:
     group_positive_sum: np.ndarray    # (F, G) float32, sum of the group's (positive) weights
     in_height: int                    # H and W of the input the offsets are for
     in_width: int
-    slots: str                        # "channel" (G = C) or "row" (G = C*KH)
+    slots: str                        # "channel" (G = live C) or "row" (G = live C*KH)
+    pruned_terms: int = 0             # terms per output left out (provably-zero channels)
 
 
 SLOTS = ("channel", "row")
+# Negative terms between two termination tests of the early-exit kernels (1 = after every
+# term); chosen by benchmarks/bench_early.py --all, see the README.
+DEFAULT_CHUNK = 4
 
 
-def term_order(weight, in_height, in_width, sort=True, slots="channel"):
+def term_order(weight, in_height, in_width, sort=True, slots="channel", live=None,
+               channel_scale=None):
     """Term order of a conv weight (F, C, KH, KW) over inputs of side ``in_height``×``in_width``.
 
     ``sort=True`` gives the exact schemes' order: the positive weights first, grouped by bound
     slot (``slots="channel"``: one group per input channel; ``"row"``: one per row of a
-    channel), the groups with the largest weight sum first and the largest weight first within
-    a group; then the zero and negative weights from the most negative up. ``sort=False``
-    keeps the natural (c, i, j) order of a plain direct convolution.
+    channel), the groups with the largest weight sum first and, within a group, the largest
+    ``w × channel_scale[c]`` first; then the zero and negative weights by increasing
+    ``w × channel_scale[c]``, i.e. the terms expected to pull the sum down most come first.
+    ``channel_scale`` (C,) is the mean input of each channel (default 1: order by weight
+    alone); the order never changes a result, only how soon a test can stop the sum.
+    ``sort=False`` keeps the natural (c, i, j) order of a plain direct convolution.
+
+    ``live`` (C,) bool, default all: the channels whose terms are kept. A channel whose input
+    is 0 for every possible input (a dead filter of the layer before) contributes exactly 0,
+    so leaving its terms out is a static pruning that keeps every scheme exact.
     """
     if slots not in SLOTS:
         raise ValueError(f"slots must be one of {SLOTS}, got {slots!r}")
     n_filt, n_ch, kh, kw = weight.shape
+    live = np.ones(n_ch, bool) if live is None else np.asarray(live, bool)
+    scale = (np.ones(n_ch) if channel_scale is None
+             else np.asarray(channel_scale, np.float64))
     ch, row, col = np.meshgrid(np.arange(n_ch), np.arange(kh), np.arange(kw), indexing="ij")
-    natural_offsets = (ch * in_height * in_width + row * in_width + col).ravel()   # (K,)
-    term_slot = (ch.ravel() if slots == "channel" else (ch * kh + row).ravel())    # (K,)
+    kept = live[ch.ravel()]                                                        # (C*KH*KW,)
+    natural_offsets = (ch * in_height * in_width + row * in_width + col).ravel()[kept]  # (K,)
+    term_channel = ch.ravel()[kept]                                                # (K,)
+    term_slot = (ch.ravel() if slots == "channel" else (ch * kh + row).ravel())[kept]
     n_slots = n_ch if slots == "channel" else n_ch * kh
-    flat = weight.reshape(n_filt, -1).astype(np.float32)                           # (F, K)
+    live_slots = np.unique(term_slot)                                              # (G,)
+    flat = weight.reshape(n_filt, -1)[:, kept].astype(np.float32)                  # (F, K)
     n_terms = flat.shape[1]
     positive = flat > 0
     per_slot = np.zeros((n_filt, n_slots))
@@ -57,14 +77,17 @@ def term_order(weight, in_height, in_width, sort=True, slots="channel"):
     for f in range(n_filt):
         np.add.at(per_slot[f], term_slot, np.where(positive[f], flat[f], 0))
         np.add.at(per_slot_count[f], term_slot, positive[f])
-    group_slot = np.argsort(-per_slot, axis=1, kind="stable")                      # (F, G)
+    # Groups: the live slots, the largest positive weight sum first.
+    group_slot = live_slots[np.argsort(-per_slot[:, live_slots], axis=1, kind="stable")]  # (F, G)
     group_end = np.cumsum(np.take_along_axis(per_slot_count, group_slot, axis=1), axis=1)
     if sort:
-        # Positives by (rank of their slot's group, decreasing weight), then the rest by
-        # increasing weight; lexsort sorts by its last key first.
-        rank = np.argsort(group_slot, axis=1)                                      # (F, G)
-        term_rank = np.take_along_axis(rank, np.tile(term_slot, (n_filt, 1)), axis=1)
-        order = np.stack([np.lexsort((np.where(positive[f], -flat[f], flat[f]),
+        # Positives by (rank of their slot's group, decreasing w × scale), then the rest by
+        # increasing w × scale; lexsort sorts by its last key first.
+        rank = np.zeros((n_filt, n_slots), np.int64)
+        np.put_along_axis(rank, group_slot, np.arange(group_slot.shape[1])[None, :], axis=1)
+        term_rank = rank[:, term_slot]                                             # (F, K)
+        expected = flat * scale[term_channel]                                      # (F, K)
+        order = np.stack([np.lexsort((np.where(positive[f], -expected[f], expected[f]),
                                       np.where(positive[f], term_rank[f], n_slots),
                                       ~positive[f]))
                           for f in range(n_filt)])
@@ -77,7 +100,8 @@ def term_order(weight, in_height, in_width, sort=True, slots="channel"):
                      group_slot=np.ascontiguousarray(group_slot.astype(np.int64)),
                      group_positive_sum=np.take_along_axis(per_slot, group_slot, axis=1)
                      .astype(np.float32),
-                     in_height=in_height, in_width=in_width, slots=slots)
+                     in_height=in_height, in_width=in_width, slots=slots,
+                     pruned_terms=int((~kept).sum()))
 
 
 def _prepare(x, order, out_shape, compute_mask, non_negative):
@@ -108,8 +132,15 @@ def conv_relu_masked(x, order, bias, out_shape, compute_mask=None):
     return out, macs
 
 
-def conv_relu_snapea(x, order, bias, out_shape, compute_mask=None):
-    """SnaPEA's exact mode. x >= 0 (N, C, H, W), order from ``term_order(sort=True)``.
+def _check_chunk(chunk):
+    if int(chunk) != chunk or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, got {chunk}")
+    return int(chunk)
+
+
+def conv_relu_snapea(x, order, bias, out_shape, compute_mask=None, chunk=1):
+    """SnaPEA's exact mode. x >= 0 (N, C, H, W), order from ``term_order(sort=True)``; the sign
+    is tested once per ``chunk`` negative terms.
 
     Returns out (N, F, OH, OW) float32 (= ReLU(conv) where computed), macs and checks (N,).
     """
@@ -117,7 +148,24 @@ def conv_relu_snapea(x, order, bias, out_shape, compute_mask=None):
     macs = np.empty(x.shape[0], np.int64)
     checks = np.empty(x.shape[0], np.int64)
     conv_relu_snapea_kernel(x, order.offsets, order.weights, order.n_positive,
-                            np.asarray(bias, np.float32), compute_mask, out, macs, checks)
+                            np.asarray(bias, np.float32), compute_mask, _check_chunk(chunk),
+                            out, macs, checks)
+    return out, macs, checks
+
+
+def conv_relu_pool_window(x, order, bias, out_shape, pool, compute_mask=None, chunk=1):
+    """Pool-aware exact termination window by window
+    (:func:`.kernels.conv_relu_pool_window_kernel`).
+
+    x >= 0 (N, C, H, W), order from ``term_order(sort=True)``. Returns out (N, F, OH, OW)
+    float32 whose ``pool``×``pool`` max-pool is that of ReLU(conv), macs and checks (N,) int64.
+    """
+    x, compute_mask, out = _prepare(x, order, out_shape, compute_mask, non_negative=True)
+    macs = np.empty(x.shape[0], np.int64)
+    checks = np.empty(x.shape[0], np.int64)
+    conv_relu_pool_window_kernel(x, order.offsets, order.weights, order.n_positive,
+                                 np.asarray(bias, np.float32), compute_mask, int(pool),
+                                 _check_chunk(chunk), out, macs, checks)
     return out, macs, checks
 
 
@@ -167,11 +215,12 @@ def receptive_field_bounds(x, kh, kw, slots="channel"):
 
 def lowbit_conv(xq, wq, bias_q):
     """Integer direct convolution: xq (N, C, H, W), wq (F, C, KH, KW), bias_q (F,) ->
-    (N, F, OH, OW) int64."""
+    (sums (N, F, OH, OW) int64, macs (N,) int64 the low-bit MACs performed)."""
     xq = np.ascontiguousarray(xq, dtype=np.int64)
     wq = np.ascontiguousarray(wq, dtype=np.int64)
     n_img, _, height, width = xq.shape
     n_filt, _, kh, kw = wq.shape
     out = np.empty((n_img, n_filt, height - kh + 1, width - kw + 1), np.int64)
-    lowbit_conv_kernel(xq, wq, np.asarray(bias_q, np.int64), out)
-    return out
+    macs = np.empty(n_img, np.int64)
+    lowbit_conv_kernel(xq, wq, np.asarray(bias_q, np.int64), out, macs)
+    return out, macs

@@ -76,14 +76,17 @@ def conv_relu_masked_kernel(x, offsets, weights, bias, compute_mask, out, macs):
 
 
 @njit
-def conv_relu_snapea_kernel(x, offsets, weights, n_positive, bias, compute_mask, out, macs,
-                            checks):
+def conv_relu_snapea_kernel(x, offsets, weights, n_positive, bias, compute_mask, chunk, out,
+                            macs, checks):
     """SnaPEA's exact mode: ReLU(conv(x)) with the negative terms cut short.
 
     The terms are in SnaPEA's order (positive weights first). With x >= 0 the sum only falls
     once the positive terms are in, so as soon as it is <= 0 the ReLU output is 0 and the
-    remaining terms are skipped. Arguments as :func:`conv_relu_masked_kernel`, plus
-    ``n_positive`` (F,) int64 and ``checks`` (N,) int64, the sign tests made per image.
+    remaining terms are skipped. The sign is tested once per ``chunk`` negative terms
+    (chunk 1: after every term): a larger chunk does a few more MACs past the point where
+    the sum went <= 0, but its terms run as independent products instead of one chain of
+    dependent test-and-add steps. Arguments as :func:`conv_relu_masked_kernel`, plus
+    ``n_positive`` (F,) int64, ``chunk`` >= 1 and ``checks`` (N,) int64, the sign tests made.
     """
     n_img, _, _, width = x.shape
     n_filt, n_terms = weights.shape
@@ -104,16 +107,111 @@ def conv_relu_snapea_kernel(x, offsets, weights, n_positive, bias, compute_mask,
                     base = oh * width + ow
                     acc = bias[f] + _partial_dot(w, off, x_flat, base, 0, n_pos)
                     t = n_pos
-                    # One sign test before each negative term and one at the end (the ReLU's).
+                    # One sign test before each chunk of negative terms and one at the end
+                    # (the ReLU's).
                     while True:
                         tests += 1
                         if acc <= 0.0 or t == n_terms:
                             break
-                        acc += w[t] * x_flat[base + off[t]]
-                        t += 1
+                        end = min(t + chunk, n_terms)
+                        acc += _partial_dot(w, off, x_flat, base, t, end)
+                        t = end
                     count += t
                     if acc > 0.0:
                         out[n, f, oh, ow] = acc
+        macs[n] = count
+        checks[n] = tests
+
+
+@njit
+def conv_relu_pool_window_kernel(x, offsets, weights, n_positive, bias, compute_mask, pool,
+                                 chunk, out, macs, checks):
+    """Pool-aware exact termination, window by window: only an output that can still be its
+    max-pool window's largest positive value is finished.
+
+    Terms in SnaPEA's order (positive weights first). With x >= 0, once an output's bias and
+    positive terms are in (its "positive sum") the rest can only lower it, so the positive
+    sum is an upper bound of its final value. For each pool×pool window:
+
+    1. the positive sums of its outputs (those ``compute_mask`` selects) are computed;
+    2. the outputs are visited from the largest positive sum down, against a threshold that
+       starts at 0 (the ReLU) and is the largest finished value of the window so far: an
+       output whose positive sum is <= the threshold is dropped with the rest of the window
+       (they are no larger); otherwise its negative terms are added, ``chunk`` at a time,
+       until the sum is <= the threshold (dropped) or all are in (finished: the threshold
+       rises to its value).
+
+    x            : (N, C, H, W) float32, >= 0.
+    offsets, weights : (F, K) in SnaPEA's order; n_positive (F,) int64; bias (F,) float32.
+    compute_mask : (N, F, OH, OW) bool, the outputs to consider.
+    pool, chunk  : window side (outputs outside a whole window are not computed); terms
+                   between two tests of the negative phase.
+    out          : (N, F, OH, OW) float32 output: a finished output holds its value (> 0),
+                   the others 0; its max-pool is that of ReLU(conv).
+    macs         : (N,) int64 output, the MACs done (positive phases and negative terms).
+    checks       : (N,) int64 output, comparisons: the sort of the window's positive sums
+                   (insertion sort, each comparison counted) and every threshold test.
+    """
+    n_img, _, _, width = x.shape
+    n_filt, n_terms = weights.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    window = pool * pool
+    positive_sum = np.empty(window, np.float32)   # per slot of the window
+    visit = np.empty(window, np.int64)            # slots sorted by decreasing positive sum
+    for n in range(n_img):
+        x_flat = x[n].ravel()                     # (C*H*W,)
+        count = 0
+        tests = 0
+        out[n] = 0.0
+        for f in range(n_filt):
+            w = weights[f]
+            off = offsets[f]
+            n_pos = n_positive[f]
+            for ph in range(out_h // pool):
+                for pw in range(out_w // pool):
+                    n_visit = 0
+                    for s in range(window):
+                        oh = ph * pool + s // pool
+                        ow = pw * pool + s % pool
+                        if not compute_mask[n, f, oh, ow]:
+                            continue
+                        positive_sum[s] = bias[f] + _partial_dot(w, off, x_flat,
+                                                                 oh * width + ow, 0, n_pos)
+                        count += n_pos
+                        # Insertion into visit[:n_visit], largest positive sum first.
+                        k = n_visit
+                        while k > 0:
+                            tests += 1
+                            if positive_sum[visit[k - 1]] >= positive_sum[s]:
+                                break
+                            visit[k] = visit[k - 1]
+                            k -= 1
+                        visit[k] = s
+                        n_visit += 1
+                    best = np.float32(0.0)        # ReLU: a value <= 0 cannot matter
+                    for v in range(n_visit):
+                        s = visit[v]
+                        acc = positive_sum[s]
+                        tests += 1
+                        if acc <= best:
+                            break                 # the rest of the window is no larger
+                        oh = ph * pool + s // pool
+                        ow = pw * pool + s % pool
+                        base = oh * width + ow
+                        t = n_pos
+                        dropped = False
+                        while t < n_terms:
+                            end = min(t + chunk, n_terms)
+                            acc += _partial_dot(w, off, x_flat, base, t, end)
+                            count += end - t
+                            t = end
+                            tests += 1
+                            if acc <= best:
+                                dropped = True
+                                break
+                        if not dropped:
+                            best = acc
+                            out[n, f, oh, ow] = acc
         macs[n] = count
         checks[n] = tests
 
@@ -247,18 +345,20 @@ def receptive_field_max_kernel(x, kh, kw, row_max, out, comparisons):
 
 
 @njit
-def lowbit_conv_kernel(xq, wq, bias_q, out):
+def lowbit_conv_kernel(xq, wq, bias_q, out, macs):
     """Integer direct convolution, the low-bit copy of a layer.
 
     xq     : (N, C, H, W) int64, the quantised input (k-bit codes).
     wq     : (F, C, KH, KW) int64, the quantised weights (signed k-bit codes).
     bias_q : (F,) int64, the bias in units of (input scale × the filter's weight scale).
     out    : (N, F, OH, OW) int64 output, the sums in the same units.
+    macs   : (N,) int64 output, the low-bit MACs performed per image.
     """
     n_img, n_ch, height, width = xq.shape
     n_filt, _, kh, kw = wq.shape
     out_h, out_w = out.shape[2], out.shape[3]
     for n in range(n_img):
+        macs[n] = 0
         for f in range(n_filt):
             for oh in range(out_h):
                 for ow in range(out_w):
@@ -268,3 +368,4 @@ def lowbit_conv_kernel(xq, wq, bias_q, out):
                             for j in range(kw):
                                 acc += wq[f, c, i, j] * xq[n, c, oh + i, ow + j]
                     out[n, f, oh, ow] = acc
+                    macs[n] += n_ch * kh * kw
