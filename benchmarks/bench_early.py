@@ -1,7 +1,12 @@
 """Wall-clock time of the early-prediction schemes against dense, on the full test set.
 
-    python benchmarks/bench_early.py [--layer conv2] [--rounds 3] [--n 10000] [--tau 0.9,0.99]
-                                     [--bits 3,4]
+    python benchmarks/bench_early.py [--layer conv2] [--rounds 2] [--n 10000] [--all]
+                                     [--tau 0.9,0.99] [--bits 3,4]
+
+By default a short list: the baselines, the oracles, the exact schemes with their
+termination tests once per chunk of terms (the default) and after every term (``chunk=1``),
+``class_masks tau=0.9`` and ``lowbit k=3``; ``--all`` times every variant of the report
+(``--tau``/``--bits`` sweeps, ``[no-prune]``, the pool-aware bound strategies, lowbit+snapea).
 
 Every scheme and the dense baselines run on the same inputs in one invocation, in
 interleaved rounds (dense, scheme 1, scheme 2, ..., dense, scheme 1, ...); each time is the
@@ -14,6 +19,8 @@ median over the rounds, so load from other users of the machine shifts every row
   with the layer functions of lenet_np.layers.
 - ``speedup/mac_ratio``: the measured layer speed-up divided by the MAC ratio (dense MACs /
   the scheme's full-precision-equivalent MACs): 1 means the time fell as much as the count.
+- ``gemm_speedup``: the layer speed-up against ``dense_gemm`` instead (below 1: slower than
+  the model's own BLAS layer).
 
 The last line is key=value pairs.
 """
@@ -30,7 +37,8 @@ import numpy as np  # noqa: E402
 from lenet_np import layers, load_model  # noqa: E402
 from lenet_np.checkpoint import DEFAULT_MODEL_PATH  # noqa: E402
 from lenet_np.data import load_split  # noqa: E402
-from lenet_np.early import conv_spec, standard_schemes  # noqa: E402
+from lenet_np.early import (ClassMasks, Dense, LowBit, PoolExact, PoolOracle, ReluOracle,  # noqa: E402
+                            SnapeaExact, conv_spec, standard_schemes)
 from lenet_np.early.base import forward_from, forward_until  # noqa: E402
 from lenet_np.early.evaluate import collect, evaluate, summary_rows, training_data  # noqa: E402
 from lenet_np.report import text_table  # noqa: E402
@@ -42,13 +50,25 @@ def timed(function, *args):
     return time.perf_counter() - started, result
 
 
+def short_list(spec):
+    """The default schemes: baselines, oracles, each exact scheme at chunk 4 and 1, one class
+    mask, one low-bit copy."""
+    schemes = [Dense(), ReluOracle()] + ([PoolOracle()] if spec.pool else [])
+    schemes += [SnapeaExact(), SnapeaExact(chunk=1)]
+    if spec.pool:
+        schemes += [PoolExact(), PoolExact(chunk=1)]
+    return schemes + [ClassMasks(0.9), LowBit(3)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH))
     parser.add_argument("--layer", default="conv2")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--n", type=int, default=10000, help="test images")
-    parser.add_argument("--fit-n", type=int, default=10000, help="training images for fitting")
+    parser.add_argument("--fit-n", type=int, default=5000, help="training images for fitting")
+    parser.add_argument("--all", action="store_true",
+                        help="every scheme variant of the report, not the short list")
     parser.add_argument("--tau", default="0.9,0.99")
     parser.add_argument("--bits", default="3,4")
     args = parser.parse_args(argv)
@@ -60,8 +80,10 @@ def main(argv=None):
     train = training_data(collect(model, spec, load_split("train"), np.arange(args.fit_n),
                                   keep_relu=False))
     reference = collect(model, spec, test, index)
-    schemes = standard_schemes(spec, [float(t) for t in args.tau.split(",")],
-                               [int(k) for k in args.bits.split(",")], lowbit_snapea=True)
+    schemes = (standard_schemes(spec, [float(t) for t in args.tau.split(",")],
+                                [int(k) for k in args.bits.split(",")], lowbit_snapea=True,
+                                all_variants=True)
+               if args.all else short_list(spec))
     for scheme in schemes:
         scheme.fit(model, spec, train)
     rows = {r["scheme"]: r for r in summary_rows(
@@ -97,12 +119,13 @@ def main(argv=None):
         speedup = median["dense"] / median[name]
         table.append({"scheme": name, "layer_s": median[name],
                       "img_s": len(index) / median[name], "layer_speedup": speedup,
+                      "gemm_speedup": median["dense_gemm"] / median[name],
                       "network_speedup": net_median["dense"] / net_median[name],
                       "layer_macs": macs, "mac_ratio": mac_ratio,
                       "speedup/mac_ratio": speedup / mac_ratio,
                       "accuracy": row["accuracy"] if name != "dense_gemm" else rows["dense"]["accuracy"],
                       "changed": row["changed_predictions"] if name != "dense_gemm" else 0.0})
-    formats = {"layer_s": ".3f", "img_s": ",.0f", "layer_speedup": ".2f",
+    formats = {"layer_s": ".3f", "img_s": ",.0f", "layer_speedup": ".2f", "gemm_speedup": ".2f",
                "network_speedup": ".2f", "layer_macs": ",.0f", "mac_ratio": ".2f",
                "speedup/mac_ratio": ".2f", "accuracy": ".2%", "changed": ".2%"}
     print(f"{spec.layer} on {len(index)} test images, {args.rounds} interleaved rounds, medians; "
@@ -111,14 +134,18 @@ def main(argv=None):
     by_name = {r["scheme"]: r for r in table}
     keys = {"images": len(index), "dense_s": median["dense"],
             "dense_gemm_s": median["dense_gemm"]}
-    for name in ("snapea_exact", "pool_exact", "oracle_pool", "oracle_relu"):
+    for name in ("snapea_exact", "snapea_exact[chunk=1]", "pool_exact", "pool_exact[chunk=1]",
+                 "oracle_pool", "oracle_relu"):
         if name in by_name:
-            keys[f"{name}_speedup"] = by_name[name]["layer_speedup"]
-            keys[f"{name}_mac_ratio"] = by_name[name]["mac_ratio"]
+            key = name.replace("[chunk=1]", "_chunk1")
+            keys[f"{key}_speedup"] = by_name[name]["layer_speedup"]
+            keys[f"{key}_gemm_speedup"] = by_name[name]["gemm_speedup"]
+            keys[f"{key}_mac_ratio"] = by_name[name]["mac_ratio"]
     best = max((r for r in table if r["scheme"] not in ("dense", "dense_gemm")),
                key=lambda r: r["layer_speedup"])
     keys["best"] = best["scheme"].replace(" ", "_")
     keys["best_speedup"] = best["layer_speedup"]
+    keys["best_gemm_speedup"] = best["gemm_speedup"]
     keys["best_mac_ratio"] = best["mac_ratio"]
     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in keys.items()))

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 
 from .early import DEFAULT_BITS, DEFAULT_TAUS, check_bits, check_tau, conv_spec, \
     standard_schemes  # noqa: E402
+from .early.base import guaranteed_input_bound  # noqa: E402
 from .early.evaluate import ROW_COLUMNS, collect, evaluate, summary_rows, \
     training_data  # noqa: E402
 from .errors import LenetError  # noqa: E402
@@ -30,6 +31,8 @@ TABLE_COLUMNS = ["scheme", "layer_macs_equiv", "layer_saved", "network_saved",
                  "share_of_relu_oracle", "share_of_pool_oracle", "accuracy", "accuracy_change",
                  "changed_predictions", "skip_precision", "skip_recall"]
 MAX_ACCURACY_LOSS = 0.001          # "at most 0.1 point of accuracy" in the verdict
+DEFAULT_FIT_N = 5000               # training images to fit on: the fitted statistics (means,
+                                   # P(zero | digit), a least-squares head) are settled by then
 
 
 def add_arguments(parser):
@@ -40,7 +43,7 @@ def add_arguments(parser):
                        help="class-mask thresholds τ in [0, 1], comma-separated")
     group.add_argument("--bits", default=",".join(map(str, DEFAULT_BITS)),
                        help="low-bit widths k in 2..16, comma-separated")
-    group.add_argument("--fit-n", type=int, default=10000,
+    group.add_argument("--fit-n", type=int, default=DEFAULT_FIT_N,
                        help="training images the schemes are fitted on (first ones; 0 = all)")
 
 
@@ -59,7 +62,7 @@ def parse_options(options):
     """(taus, bits, fit_n) from the parsed options; a LenetError for a bad one."""
     taus = [check_tau(t) for t in _parse_list(options.get("tau", ""), "tau", float)]
     bits = [check_bits(k) for k in _parse_list(options.get("bits", ""), "bits", float)]
-    fit_n = options.get("fit_n", 10000)
+    fit_n = options.get("fit_n", DEFAULT_FIT_N)
     if fit_n < 0:
         raise LenetError(f"--fit-n must be 0 (all) or positive, got {fit_n}")
     return taus, bits, fit_n
@@ -93,13 +96,14 @@ def build(ctx):
     overall = [r for r in rows if r["digit"] == "all"]
     figure = writer.save_figure(tradeoff_figure(overall, spec), f"early_{spec.layer}.png")
     verdict = verdict_lines(overall, rows, digits, spec)
+    pruning = pruning_line(model, spec)
     per_digit = per_digit_rows(rows, digits)
     md = [f"## Early prediction on {spec.layer} ({spec.relu}"
           f"{', ' + spec.pool if spec.pool else ''})", "",
           f"Fitted on the first {len(fit_index)} training images, measured on all "
           f"{len(reference.labels)} test images; MACs per image, low-bit MACs counted at k/32 "
           f"(`layer_macs_equiv`). Dense {spec.layer}: {spec.dense_macs:,} MACs per image. "
-          f"Every row, and the same per digit, is in `{csv_name}`.", "",
+          f"Every row, and the same per digit, is in `{csv_name}`.", "", pruning, "",
           markdown_table(TABLE_COLUMNS, [_blank_nan(r) for r in overall], FORMATS), "",
           f"![accuracy against MACs]({figure})", "",
           f"### Savings per digit (share of {spec.layer}'s MACs saved)", "",
@@ -113,7 +117,25 @@ def build(ctx):
                      "dense_layer_macs": spec.dense_macs, "fit_images": int(len(fit_index)),
                      "test_images": int(len(reference.labels)), "taus": taus, "bits": bits,
                      "lowbit_rate": "bits/32", "rows": rows, "verdict": verdict,
+                     "static_pruning": pruning,
                      "files": {"csv": csv_name, "figure": figure}}}
+
+
+def pruning_line(model, spec):
+    """One sentence: the terms per output every realisable scheme leaves out, and why."""
+    bound = guaranteed_input_bound(model, spec)                       # (C,)
+    dead = np.flatnonzero(bound <= 0)
+    per_channel = int(np.prod(spec.weight.shape[2:]))
+    if not len(dead):
+        return (f"Static pruning: none; every input channel of {spec.layer} can be positive "
+                f"for some input in [0, 1].")
+    return (f"Static pruning: {len(dead) * per_channel} of the {spec.macs_per_output} terms "
+            f"per output are left out by every realisable scheme: input channel"
+            f"{'s' if len(dead) > 1 else ''} {', '.join(map(str, dead))} of {spec.layer} "
+            f"{'are' if len(dead) > 1 else 'is'} 0 for every input in [0, 1] (its filter's "
+            f"bias plus its positive weights times the largest input is <= 0), so those terms "
+            f"add exactly 0. `dense` and the oracles keep every term; the `[no-prune]` rows "
+            f"show the exact schemes without this pruning.")
 
 
 def _blank_nan(row):
@@ -173,6 +195,16 @@ def verdict_lines(overall, rows, digits, spec):
         lines.append(f"Exact schemes (same predictions as dense): the best, {best['scheme']}, "
                      f"saves {best['layer_saved']:.1%} of the layer, "
                      f"{best['share_of_relu_oracle']:.0%} of the ReLU oracle's saving.")
+        for row in exact:
+            plain = by_name.get(f"{row['family']}[no-prune]")
+            if row["scheme"] == row["family"] and plain:
+                lines.append(f"{row['scheme']}: {row['share_of_relu_oracle']:.1%} of the ReLU "
+                             f"oracle's saving"
+                             + (f", {row['share_of_pool_oracle']:.1%} of the pool-aware "
+                                f"oracle's" if row["share_of_pool_oracle"] != "" else "")
+                             + f"; without the static pruning {plain['share_of_relu_oracle']:.1%}"
+                             + (f" and {plain['share_of_pool_oracle']:.1%}"
+                                if plain["share_of_pool_oracle"] != "" else "") + ".")
     masks = [r for r in overall if r["family"] == "class_masks"]
     good_masks = [r for r in masks if r["accuracy_change"] >= -MAX_ACCURACY_LOSS]
     if masks:

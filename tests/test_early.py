@@ -9,8 +9,10 @@ from lenet_np.data import load_split
 from lenet_np.early import (ClassMasks, Dense, LowBit, PoolExact, PoolOracle, ReluOracle,
                             SnapeaExact, conv_spec, standard_schemes)
 from lenet_np.early import reference
-from lenet_np.early.direct import (conv_relu_masked, conv_relu_pool, conv_relu_snapea,
-                                   lowbit_conv, receptive_field_bounds, term_order)
+from lenet_np.early.base import fitted_term_order, live_channels
+from lenet_np.early.direct import (conv_relu_masked, conv_relu_pool, conv_relu_pool_window,
+                                   conv_relu_snapea, lowbit_conv, receptive_field_bounds,
+                                   term_order)
 from lenet_np.early.evaluate import collect, evaluate, summary_rows, training_data
 from lenet_np.early.pool_exact import guaranteed_input_bound
 from lenet_np.errors import LenetError
@@ -48,11 +50,13 @@ def test_masked_kernel_is_relu_conv_and_counts_its_outputs(seed):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_snapea_kernel_matches_naive(seed):
+@pytest.mark.parametrize("chunk", [1, 3, 4])
+def test_snapea_kernel_matches_naive(seed, chunk):
     x, weight, bias, shape = random_case(seed)
-    order = term_order(weight, *x.shape[2:])
-    out, macs, checks = conv_relu_snapea(x, order, bias, shape)
-    ref_out, ref_macs, ref_checks = reference.snapea_naive(x, order, bias, shape)
+    scale = np.random.default_rng(seed).random(x.shape[1]) + 0.1
+    order = term_order(weight, *x.shape[2:], channel_scale=scale)
+    out, macs, checks = conv_relu_snapea(x, order, bias, shape, chunk=chunk)
+    ref_out, ref_macs, ref_checks = reference.snapea_naive(x, order, bias, shape, chunk)
     np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(macs, ref_macs)
     np.testing.assert_array_equal(checks, ref_checks)
@@ -78,6 +82,44 @@ def test_pool_kernel_matches_naive_and_keeps_the_max_pool(seed, slots):
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_pool_window_kernel_matches_naive_and_keeps_the_max_pool(seed, chunk):
+    x, weight, bias, shape = random_case(seed, size=9)           # 7×7 outputs: a ragged edge
+    order = term_order(weight, *x.shape[2:], channel_scale=x.mean(axis=(0, 2, 3)) + 0.1)
+    mask = np.random.default_rng(seed).random((len(x), *shape)) < 0.8
+    for compute_mask in (None, mask):
+        got = conv_relu_pool_window(x, order, bias, shape, 2, compute_mask, chunk)
+        ref = reference.pool_window_naive(x, order, bias, shape, 2, compute_mask, chunk)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-5)
+        for counted, expected in zip(got[1:], ref[1:]):
+            np.testing.assert_array_equal(counted, expected)
+    full = conv_relu_pool_window(x, order, bias, shape, 2, chunk=chunk)[0]
+    np.testing.assert_allclose(maxpool_forward(full)[0],
+                               maxpool_forward(relu_conv(x, weight, bias))[0], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_term_order_prunes_dead_channels_and_orders_by_expected_size():
+    rng = np.random.default_rng(1)
+    weight = rng.standard_normal((3, 4, 2, 2)).astype(np.float32)
+    live = np.array([True, False, True, True])
+    scale = np.array([1.0, 5.0, 0.01, 2.0])
+    order = term_order(weight, 5, 5, live=live, channel_scale=scale)
+    assert order.weights.shape == (3, 12) and order.pruned_terms == 4
+    channel = order.offsets // 25                                  # (F, K) input channel
+    assert not (channel == 1).any()
+    for f in range(3):
+        n_pos = order.n_positive[f]
+        assert (order.weights[f, :n_pos] > 0).all() and (order.weights[f, n_pos:] <= 0).all()
+        # The negative terms come by increasing weight × the channel's mean input.
+        expected = order.weights[f, n_pos:] * scale[channel[f, n_pos:]]
+        assert (np.diff(expected) >= 0).all()
+        # The groups are the live channels only.
+        assert sorted(order.group_slot[f]) == [0, 2, 3]
+        assert order.group_end[f, -1] == n_pos
+
+
 def test_receptive_field_bounds_match_naive():
     x, *_ = random_case(3, size=10)
     bound, comparisons = receptive_field_bounds(x, 3, 4)
@@ -93,8 +135,9 @@ def test_lowbit_kernel_matches_naive():
     xq = rng.integers(0, 16, (2, 3, 7, 7))
     wq = rng.integers(-7, 8, (4, 3, 3, 3))
     bias_q = rng.integers(-50, 50, 4)
-    np.testing.assert_array_equal(lowbit_conv(xq, wq, bias_q),
-                                  reference.lowbit_conv_naive(xq, wq, bias_q))
+    sums, macs = lowbit_conv(xq, wq, bias_q)
+    np.testing.assert_array_equal(sums, reference.lowbit_conv_naive(xq, wq, bias_q))
+    np.testing.assert_array_equal(macs, [4 * 5 * 5 * 3 * 3 * 3] * 2)
 
 
 # --- counts against independent hand counts ----------------------------------------------------
@@ -124,6 +167,32 @@ def test_pool_counts_on_a_hand_made_case():
     # kept (1 MAC, 2 tests). (1,1): bound 4 <= 4: dropped before any MAC (0 MACs, 1 test).
     np.testing.assert_allclose(out[0, 0], [[2, 0], [4, 0]])
     assert (macs[0], bound_macs[0], checks[0]) == (3, 4, 7)
+
+
+def test_snapea_chunk_counts_on_a_hand_made_case():
+    # Weights (+2 | -3, -1, -1, -1) over inputs all 1, bias 0, chunk 2: 2, test (> 0), add
+    # -3 - 1 -> -2 (2 MACs), test (<= 0): stop. 3 MACs in all, 2 tests; chunk 1 stops after
+    # the -3 at 2 MACs with 2 tests.
+    x = np.ones((1, 1, 1, 5), np.float32)
+    weight = np.array([[[[2, -3, -1, -1, -1]]]], np.float32)
+    order = term_order(weight, 1, 5)
+    for chunk, expected in ((2, (3, 2)), (1, (2, 2))):
+        out, macs, checks = conv_relu_snapea(x, order, np.zeros(1, np.float32), (1, 1, 1),
+                                             chunk=chunk)
+        assert out[0, 0, 0, 0] == 0 and (macs[0], checks[0]) == expected
+
+
+def test_pool_window_counts_on_a_hand_made_case():
+    # One filter 1×2, weights (+1, -1), bias 0, over 1×2×3 inputs: one 2×2 window, outputs
+    # (a, b) = x[.., j] - x[.., j+1]. Rows [3, 1, 9] and [2, 0.5, 7].
+    x = np.array([[[[3, 1, 9], [2, 0.5, 7]]]], np.float32)
+    order = term_order(np.array([[[[1, -1]]]], np.float32), 2, 3)
+    out, macs, checks = conv_relu_pool_window(x, order, np.zeros(1, np.float32), (1, 2, 2), 2)
+    # Positive sums 3, 1, 2, 0.5 (4 MACs); insertion sort: 1 vs 3 (1), 2 vs 1, 2 vs 3 (2),
+    # 0.5 vs 1 (1): 4 comparisons; visit 3, 2, 1, 0.5. (0,0): 3 > 0, minus 1 -> 2 > 0: kept
+    # (1 MAC, 2 tests). (1,0): 2 > 2? no: the window is done (1 test). 5 MACs, 7 comparisons.
+    np.testing.assert_allclose(out[0, 0], [[2, 0], [0, 0]])
+    assert (macs[0], checks[0]) == (5, 7)
 
 
 def test_dense_flop_table_matches_hand_count():
@@ -200,6 +269,53 @@ def test_class_masks_and_lowbit_on_a_random_model(fitted_small):
     assert (run.lowbit_macs == spec.dense_macs).all() and run.bits == 16
     ev = evaluate(model, wide, ref)
     np.testing.assert_array_equal(ev.logits.argmax(1), ref.logits.argmax(1))
+
+
+def dead_filter_model():
+    """A small model whose conv1 filter 1 is provably dead: bias -1 and weights at most
+    1/50, so bias + Σ positive weights × 1 < 0 for every input in [0, 1]."""
+    model = LeNet.initialize(Architecture(conv1=3, conv2=5, fc=(16, 12)), seed=4)
+    rng = np.random.default_rng(3)
+    model.params["conv1.weight"][1] = rng.random((1, 5, 5)).astype(np.float32) / 50
+    model.params["conv1.bias"][1] = -1.0
+    model.params["conv2.bias"] = (rng.standard_normal(5) * 0.3).astype(np.float32)
+    return model
+
+
+def test_dead_channel_terms_are_skipped_counted_and_exact():
+    model = dead_filter_model()
+    spec = conv_spec(model, "conv2")
+    np.testing.assert_array_equal(live_channels(model, spec), [True, False, True])
+    split = load_split("test")
+    ref = collect(model, spec, split, np.arange(40))
+    train = training_data(collect(model, spec, split, np.arange(40, 100), keep_relu=False))
+    assert (ref.layer_input[:, 1] == 0).all()
+    kept_terms = 2 * 25                                  # of 3 × 25: channel 1 left out
+    order = fitted_term_order(model, spec, train)
+    assert order.weights.shape[1] == kept_terms and order.pruned_terms == 25
+    assert not (order.offsets // (12 * 12) == 1).any()   # no term reads channel 1
+    # Every term of a computed output but the dead ones: 50 MACs per output, same values.
+    out, macs = conv_relu_masked(ref.layer_input, order, spec.bias, spec.output_shape)
+    np.testing.assert_array_equal(macs, kept_terms * 5 * 8 * 8)
+    np.testing.assert_allclose(out, relu_conv(ref.layer_input, spec.weight, spec.bias),
+                               rtol=1e-5, atol=1e-5)
+    for scheme in (SnapeaExact(), SnapeaExact(chunk=1), PoolExact(), PoolExact("field"),
+                   PoolExact("range")):
+        ev = evaluate(model, scheme.fit(model, spec, train), ref, batch_size=15)
+        np.testing.assert_allclose(ev.logits, ref.logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(ev.logits.argmax(1), ref.logits.argmax(1))
+        assert (ev.run.macs <= kept_terms * 5 * 8 * 8).all()
+    # The kernels' counts with the pruned order match the naive references' on it.
+    got = conv_relu_snapea(ref.layer_input[:3], order, spec.bias, spec.output_shape, chunk=4)
+    want = reference.snapea_naive(ref.layer_input[:3], order, spec.bias, spec.output_shape, 4)
+    for counted, expected in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(counted, expected)
+    # The low-bit copy leaves the dead channel out too: 2/3 of the dense layer's MACs.
+    run = LowBit(4).fit(model, spec, train).run(ref.layer_input)
+    np.testing.assert_array_equal(run.lowbit_macs, spec.dense_macs * 2 // 3)
+    # Dense and the oracles keep every term.
+    dense = Dense().fit(model, spec, train).run(ref.layer_input)
+    np.testing.assert_array_equal(dense.macs, spec.dense_macs)
 
 
 def test_guaranteed_bound_holds(fitted_small):
