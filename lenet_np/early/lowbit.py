@@ -12,8 +12,9 @@ Quantisation, fitted on the training split:
 The integer sum of an output is its prediction, up to a positive per-filter scale, so its
 sign and its window's arg-max can be read directly. With a max-pool after the ReLU, the
 predicted arg-max of each window is computed in full precision if its prediction is
-positive; without one, every output predicted positive. The copy costs the dense layer's
-MACs at k bits (reported apart, and converted at k/32, :func:`lenet_np.flops.fp32_equivalent`),
+positive; without one, every output predicted positive. The copy costs its MACs at k bits
+(counted by its kernel, reported apart, and converted at k/32,
+:func:`lenet_np.flops.fp32_equivalent`),
 plus pool² - 1 comparisons per window for the arg-max and one for the sign.
 ``termination="snapea"`` finishes the chosen outputs with SnaPEA's exact termination.
 
