@@ -69,3 +69,13 @@ def maxpool_backward_naive(dout, x, size=2, stride=2):
                     i, j = np.unravel_index(np.argmax(window), window.shape)
                     dx[n, c, oh * stride + i, ow * stride + j] += dout[n, c, oh, ow]
     return dx
+
+
+def relu_backward_naive(dout, out):
+    """Gradient of ReLU from its output: dout where the output is positive, else 0."""
+    dx = np.zeros_like(dout)
+    flat_dx, flat_dout, flat_out = dx.reshape(-1), dout.reshape(-1), out.reshape(-1)
+    for k in range(flat_out.size):
+        if flat_out[k] > 0:
+            flat_dx[k] = flat_dout[k]
+    return dx
