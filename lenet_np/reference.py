@@ -71,6 +71,16 @@ def maxpool_backward_naive(dout, x, size=2, stride=2):
     return dx
 
 
+def relu_forward_naive(x):
+    """max(x, 0) element by element; a NaN stays NaN."""
+    out = x.copy()
+    flat = out.reshape(-1)
+    for k in range(flat.size):
+        if flat[k] <= 0:
+            flat[k] = 0
+    return out
+
+
 def relu_backward_naive(dout, out):
     """Gradient of ReLU from its output: dout where the output is positive, else 0."""
     dx = np.zeros_like(dout)

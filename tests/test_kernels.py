@@ -91,11 +91,14 @@ def test_maxpool_2x2_fast_path_matches_naive(shape):
 
 
 @pytest.mark.parametrize("case", range(10))
-def test_relu_backward_matches_naive(case):
+def test_relu_matches_naive(case):
     rng = np.random.default_rng(200 + case)
     shape = tuple(rng.integers(1, 6, rng.integers(1, 5)))
     x = rng.integers(-2, 3, shape).astype(np.float64)       # exact zeros included
+    x.reshape(-1)[0] = np.nan
     out, cache = layers.relu_forward(x)
+    np.testing.assert_array_equal(out, reference.relu_forward_naive(x))
+    np.testing.assert_array_equal(layers.relu_forward(x.T)[0], out.T)   # non-contiguous input
     dout = rng.standard_normal(shape)
     dx, grads = layers.relu_backward(dout, cache)
     assert grads == {}
