@@ -1,4 +1,4 @@
-"""numba kernels behind the layers: im2col/col2im, max-pool and the ReLU gradient.
+"""numba kernels behind the layers: im2col/col2im, max-pool and ReLU.
 
 Every kernel is a module-level ``@njit`` function that takes arrays and scalars only and
 writes into an output the caller allocated. Validation, allocation and reshaping live in the
@@ -6,9 +6,9 @@ Python wrappers of :mod:`lenet_np.layers`; the naive loop references these kerne
 against live in :mod:`lenet_np.reference`.
 
 The njit options are decided here, once, for every kernel of the package (``JIT`` and
-``JIT_PARALLEL``). Parallel kernels split work over the batch axis only, so each thread writes
-its own images and the result does not depend on the thread count: the same seed gives
-bit-identical weights.
+``JIT_PARALLEL``; the elementwise ReLU kernels use ``JIT``). Parallel kernels split work over
+the batch axis only, so each thread writes its own images and the result does not depend on
+the thread count: the same seed gives bit-identical weights.
 
 Layout: im2col writes one (C*KH*KW, OH*OW) matrix per image, so that one batched GEMM
 ``weight (F, C*KH*KW) @ cols (N, C*KH*KW, OH*OW)`` yields the conv output directly in
@@ -217,7 +217,7 @@ def maxpool_backward_kernel(dout, x, size, stride, dx):
                     grad[y0 + best_i, x0 + best_j] += dout[n, c, oh, ow]
 
 
-@njit_parallel
+@njit
 def relu_forward_kernel(x, out):
     """out = max(x, 0) over flat arrays, NaN kept (as ``np.maximum`` keeps it).
 
@@ -229,7 +229,7 @@ def relu_forward_kernel(x, out):
         out[k] = 0.0 if v <= 0 else v
 
 
-@njit_parallel
+@njit
 def relu_backward_kernel(dout, out, dx):
     """dx = dout where the ReLU's output is positive, else 0; one pass over flat arrays.
 
