@@ -9,7 +9,7 @@ input (float32 in training, float64 in the gradient checks).
 """
 import numpy as np
 
-from .kernels import (col2im_kernel, im2col_kernel, maxpool_backward_kernel,
+from .kernels import (add_bias_kernel, col2im_kernel, im2col_kernel, maxpool_backward_kernel,
                       maxpool_forward_kernel, relu_backward_kernel, relu_forward_kernel)
 
 
@@ -39,7 +39,7 @@ def conv_forward(x, params, stride=1, pad=0):
     # and the result is already in (N, F, OH*OW) order, so no transpose copy follows.
     # Measured faster at LeNet's sizes than one (F, N*OH*OW) GEMM plus the transpose.
     out = np.matmul(weight.reshape(n_filt, -1), cols)                       # (N, F, OH*OW)
-    out += bias[:, None]
+    add_bias_kernel(out, bias.astype(out.dtype, copy=False))
     cache = (x.shape, cols, weight, stride, pad)
     return out.reshape(n_img, n_filt, out_h, out_w), cache                  # (N, F, OH, OW)
 

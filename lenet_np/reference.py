@@ -44,6 +44,15 @@ def conv_backward_naive(dout, x, weight, stride=1, pad=0):
     return dxp[:, :, pad:pad + height, pad:pad + width], dweight, dbias
 
 
+def add_bias_naive(out, bias):
+    """out (N, F, M) plus bias (F,) on every row of every image, as a new array."""
+    result = out.copy()
+    for n in range(out.shape[0]):
+        for f in range(out.shape[1]):
+            result[n, f] = out[n, f] + bias[f]
+    return result
+
+
 def maxpool_forward_naive(x, size=2, stride=2):
     """Window maxima. x (N, C, H, W) -> (N, C, OH, OW)."""
     n_img, n_ch, height, width = x.shape

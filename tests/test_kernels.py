@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from lenet_np import layers, reference
+from lenet_np.kernels import add_bias_kernel
 
 SHAPES = np.random.default_rng(7)
 
@@ -106,3 +107,14 @@ def test_relu_matches_naive(case):
     # A non-contiguous upstream gradient (as a transposed view) gives the same result.
     dx_t, _ = layers.relu_backward(np.ascontiguousarray(dout.T).T, cache)
     np.testing.assert_array_equal(dx_t, dx)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_bias_matches_naive(dtype):
+    rng = np.random.default_rng(9)
+    for shape in [(1, 1, 1), (3, 4, 5), (64, 6, 576)]:
+        out = rng.standard_normal(shape).astype(dtype)
+        bias = rng.standard_normal(shape[1]).astype(dtype)
+        expected = reference.add_bias_naive(out, bias)
+        add_bias_kernel(out, bias)
+        np.testing.assert_array_equal(out, expected)
