@@ -169,6 +169,7 @@ def maxpool_backward_kernel(dout, x, size, stride, dx):
     dout : (N, C, OH, OW).
     x    : (N, C, H, W), the forward input; each window's maximum is found again in it, the
            first one in row-major order on ties (as :func:`maxpool_forward_kernel` keeps).
+           In the 2×2 branch a window whose maximum is NaN passes no gradient.
     dx   : (N, C, H, W) output, overwritten; overlapping windows add up.
     """
     n_img, n_ch = dout.shape[0], dout.shape[1]
