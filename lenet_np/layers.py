@@ -9,8 +9,8 @@ input (float32 in training, float64 in the gradient checks).
 """
 import numpy as np
 
-from .kernels import (col2im_kernel, im2col_kernel, maxpool_backward_kernel,
-                      maxpool_forward_kernel)
+from .kernels import (add_bias_kernel, col2im_kernel, im2col_kernel, maxpool_backward_kernel,
+                      maxpool_forward_kernel, relu_backward_kernel, relu_forward_kernel)
 
 
 def conv_output_size(size, kernel, stride, pad):
@@ -19,7 +19,7 @@ def conv_output_size(size, kernel, stride, pad):
 
 
 # ---------------------------------------------------------------------------------------------
-# Conv2D: im2col (numba) then one GEMM for the whole batch.
+# Conv2D: im2col (numba) then one batched GEMM for the whole batch.
 
 def conv_forward(x, params, stride=1, pad=0):
     """Cross-correlation of ``x`` with ``params["weight"]`` plus ``params["bias"]``.
@@ -33,15 +33,15 @@ def conv_forward(x, params, stride=1, pad=0):
         raise ValueError(f"conv: input has {n_ch} channels, weight expects {w_ch}")
     out_h = conv_output_size(height, kh, stride, pad)
     out_w = conv_output_size(width, kw, stride, pad)
-    x = np.ascontiguousarray(x)
-    # One GEMM over the whole batch beats one per image at LeNet's sizes.
-    cols = np.empty((n_ch * kh * kw, n_img * out_h * out_w), dtype=x.dtype)  # (C*KH*KW, N*OH*OW)
+    cols = np.empty((n_img, n_ch * kh * kw, out_h * out_w), dtype=x.dtype)  # (N, C*KH*KW, OH*OW)
     im2col_kernel(x, kh, kw, stride, pad, cols)
-    out = weight.reshape(n_filt, -1) @ cols                                  # (F, N*OH*OW)
-    out += bias[:, None]
-    out = out.reshape(n_filt, n_img, out_h, out_w).transpose(1, 0, 2, 3)    # (N, F, OH, OW)
+    # One matmul call over the stack: a GEMM per image, each small enough to fit in cache,
+    # and the result is already in (N, F, OH*OW) order, so no transpose copy follows.
+    # Measured faster at LeNet's sizes than one (F, N*OH*OW) GEMM plus the transpose.
+    out = np.matmul(weight.reshape(n_filt, -1), cols)                       # (N, F, OH*OW)
+    add_bias_kernel(out, bias.astype(out.dtype, copy=False))
     cache = (x.shape, cols, weight, stride, pad)
-    return np.ascontiguousarray(out), cache
+    return out.reshape(n_img, n_filt, out_h, out_w), cache                  # (N, F, OH, OW)
 
 
 def conv_backward(dout, cache, need_dx=True):
@@ -51,34 +51,43 @@ def conv_backward(dout, cache, need_dx=True):
     first layer, whose input needs no gradient), grads ``weight`` (F, C, KH, KW), ``bias`` (F,).
     """
     x_shape, cols, weight, stride, pad = cache
-    n_filt = dout.shape[1]
-    dout_rows = dout.transpose(1, 0, 2, 3).reshape(n_filt, -1)              # (F, N*OH*OW)
-    dweight = (dout_rows @ cols.T).reshape(weight.shape)
-    dbias = dout_rows.sum(axis=1)
+    n_img, n_filt = dout.shape[0], dout.shape[1]
+    dout_rows = dout.reshape(n_img, n_filt, -1)                              # (N, F, OH*OW)
+    # dW.T = sum over images of cols_n (C*KH*KW, OH*OW) @ dout_n.T (OH*OW, F): a GEMM per
+    # image, in this operand order measured up to 1.5x faster than dout_n @ cols_n.T (and
+    # several times faster than one big GEMM, which needs a transposed copy of cols).
+    dweight = np.matmul(cols, dout_rows.transpose(0, 2, 1)).sum(axis=0).T    # (F, C*KH*KW)
+    dbias = np.einsum("nfp->f", dout_rows)          # 3x faster than .sum(axis=(0, 2))
     dx = None
     if need_dx:
-        dcols = weight.reshape(n_filt, -1).T @ dout_rows                    # (C*KH*KW, N*OH*OW)
+        dcols = np.matmul(weight.reshape(n_filt, -1).T, dout_rows)          # (N, C*KH*KW, OH*OW)
         dx = np.empty(x_shape, dtype=dout.dtype)
         col2im_kernel(dcols, weight.shape[2], weight.shape[3], stride, pad, dx)
-    return dx, {"weight": dweight, "bias": dbias}
+    return dx, {"weight": dweight.reshape(weight.shape), "bias": dbias}
 
 
 # ---------------------------------------------------------------------------------------------
 # ReLU
 
 def relu_forward(x, params=None):
-    """max(x, 0), elementwise; any shape."""
-    out = np.maximum(x, 0)
-    return out, out > 0
+    """max(x, 0), elementwise; any shape. The output is also the cache: backward derives the
+    mask from it, so the forward pass writes one array instead of two."""
+    out = np.empty(x.shape, dtype=x.dtype)
+    relu_forward_kernel(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    return out, out
 
 
 def relu_backward(dout, cache):
-    """The gradient passes where the input was positive (the subgradient at 0 is taken as 0)."""
-    return dout * cache, {}
+    """The gradient passes where the output was positive (the subgradient at 0 is taken as 0)."""
+    out = cache
+    dx = np.empty(out.shape, dtype=dout.dtype)
+    relu_backward_kernel(np.ascontiguousarray(dout).reshape(-1),
+                         np.ascontiguousarray(out).reshape(-1), dx.reshape(-1))
+    return dx, {}
 
 
 # ---------------------------------------------------------------------------------------------
-# MaxPool2D, the argmax kept for backward
+# MaxPool2D; backward finds each window's maximum again in the input
 
 def maxpool_forward(x, params=None, size=2, stride=2):
     """Max over ``size``×``size`` windows moved by ``stride``. x: (N, C, H, W) -> (N, C, OH, OW)."""
@@ -86,16 +95,16 @@ def maxpool_forward(x, params=None, size=2, stride=2):
     out_h = conv_output_size(height, size, stride, 0)
     out_w = conv_output_size(width, size, stride, 0)
     out = np.empty((n_img, n_ch, out_h, out_w), dtype=x.dtype)
-    argmax = np.empty((n_img, n_ch, out_h, out_w), dtype=np.int32)  # flat y*W + x per channel
-    maxpool_forward_kernel(np.ascontiguousarray(x), size, stride, out, argmax)
-    return out, (x.shape, argmax)
+    x = np.ascontiguousarray(x)          # a no-op for the model's own activations
+    maxpool_forward_kernel(x, size, stride, out)
+    return out, (x, size, stride)
 
 
 def maxpool_backward(dout, cache):
     """Each window's gradient goes to the input that was its maximum."""
-    x_shape, argmax = cache
-    dx = np.empty(x_shape, dtype=dout.dtype)
-    maxpool_backward_kernel(np.ascontiguousarray(dout), argmax, dx)
+    x, size, stride = cache
+    dx = np.empty(x.shape, dtype=dout.dtype)
+    maxpool_backward_kernel(np.ascontiguousarray(dout), x, size, stride, dx)
     return dx, {}
 
 

@@ -44,6 +44,15 @@ def conv_backward_naive(dout, x, weight, stride=1, pad=0):
     return dxp[:, :, pad:pad + height, pad:pad + width], dweight, dbias
 
 
+def add_bias_naive(out, bias):
+    """out (N, F, M) plus bias (F,) on every row of every image, as a new array."""
+    result = out.copy()
+    for n in range(out.shape[0]):
+        for f in range(out.shape[1]):
+            result[n, f] = out[n, f] + bias[f]
+    return result
+
+
 def maxpool_forward_naive(x, size=2, stride=2):
     """Window maxima. x (N, C, H, W) -> (N, C, OH, OW)."""
     n_img, n_ch, height, width = x.shape
@@ -68,4 +77,24 @@ def maxpool_backward_naive(dout, x, size=2, stride=2):
                     window = x[n, c, oh * stride:oh * stride + size, ow * stride:ow * stride + size]
                     i, j = np.unravel_index(np.argmax(window), window.shape)
                     dx[n, c, oh * stride + i, ow * stride + j] += dout[n, c, oh, ow]
+    return dx
+
+
+def relu_forward_naive(x):
+    """max(x, 0) element by element; a NaN stays NaN."""
+    out = x.copy()
+    flat = out.reshape(-1)
+    for k in range(flat.size):
+        if flat[k] <= 0:
+            flat[k] = 0
+    return out
+
+
+def relu_backward_naive(dout, out):
+    """Gradient of ReLU from its output: dout where the output is positive, else 0."""
+    dx = np.zeros_like(dout)
+    flat_dx, flat_dout, flat_out = dx.reshape(-1), dout.reshape(-1), out.reshape(-1)
+    for k in range(flat_out.size):
+        if flat_out[k] > 0:
+            flat_dx[k] = flat_dout[k]
     return dx
