@@ -29,6 +29,8 @@ Costs: the code × code MACs at k bits (``lowbit_macs``, converted at k/32); the
 full-precision multiply-adds (channel scaling, Σx̂, E: ``predictor_macs``); the integer adds
 of the box sums, reported apart (``predictor_adds``, not converted to MACs); the comparisons.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import LenetError
@@ -52,6 +54,61 @@ def rounding_margin(magnitude, n_terms):
     """
     relative = max(1e-5, 2.0 * (n_terms + 2) * UNIT_ROUNDOFF)
     return relative * np.asarray(magnitude, np.float64) + 1e-6
+
+
+@dataclass(frozen=True)
+class LowBitCopy:
+    """A layer's k-bit copy with its error bounds, decided from the weights and input bounds."""
+    bits: int
+    live: np.ndarray             # (C,) bool, channels with a positive bound (the others are 0)
+    input_levels: int            # 2^k - 1, the largest input code
+    channel_step: np.ndarray     # (C_live,) float64, δx_c = B_c / (2^k - 1)
+    weight_step: np.ndarray      # (F,) float64, δw_f = max|w_f| / (2^(k-1) - 1)
+    weight_codes: np.ndarray     # (F, C_live, KH, KW) int64, round(w / δw_f)
+    bias: np.ndarray             # (F,) float64
+    error_const: np.ndarray      # (F,) float64, Σ|w|·δx_c/2 + the float32 rounding margin
+
+    def quantise(self, layer_input):
+        """(N, C, H, W) float32 -> (N, C_live, H, W) int64 codes of the live channels; a
+        ValueError if an input lies above its guaranteed bound by more than half a step
+        (its code would need clipping and the error bound would not hold)."""
+        live_input = layer_input[:, self.live].astype(np.float64)            # (N, C_live, H, W)
+        codes = np.rint(live_input / self.channel_step[None, :, None, None]).astype(np.int64)
+        if codes.size and codes.max() > self.input_levels:
+            raise ValueError("an input exceeds its channel's guaranteed bound: the low-bit "
+                             "error bound would not hold")
+        return codes
+
+    def intervals(self, layer_input):
+        """(estimate, error (N, F, OH, OW) float64, lowbit_macs, predictor_macs, box_adds
+        (N,) int64) for ``layer_input`` (N, C, H, W): |output - estimate| <= error for the
+        exact output and for its float32 sum in any order."""
+        return lowbit_intervals(self.quantise(layer_input), self.weight_codes,
+                                self.channel_step, self.weight_step, self.bias,
+                                self.error_const)
+
+
+def lowbit_copy(weight, bias, input_bound, bits):
+    """The :class:`LowBitCopy` of a conv layer: weight (F, C, KH, KW), bias (F,), input_bound
+    (C,) a guaranteed upper bound of each input channel (inputs are >= 0), bits in 2..16."""
+    bits = check_bits(bits)
+    bound = np.asarray(input_bound, np.float64)                               # (C,)
+    live = bound > 0
+    live_bound = bound[live]                                                  # (C_live,)
+    input_levels = 2 ** bits - 1
+    channel_step = live_bound / input_levels                                  # (C_live,)
+    live_weight = np.asarray(weight, np.float64)[:, live]                     # (F, C_live, KH, KW)
+    largest = np.abs(live_weight).reshape(len(live_weight), -1).max(axis=1)   # (F,)
+    weight_step = np.where(largest > 0, largest / (2 ** (bits - 1) - 1), 1.0)   # (F,)
+    weight_codes = np.rint(live_weight / weight_step[:, None, None, None]).astype(np.int64)
+    abs_per_channel = np.abs(live_weight).sum(axis=(2, 3))                   # (F, C_live)
+    bias = np.asarray(bias, np.float64)
+    magnitude = np.abs(bias) + abs_per_channel @ live_bound                   # (F,)
+    n_terms = int(np.prod(live_weight.shape[1:]))
+    error_const = 0.5 * abs_per_channel @ channel_step + rounding_margin(magnitude, n_terms)
+    return LowBitCopy(bits=bits, live=live, input_levels=input_levels, channel_step=channel_step,
+                      weight_step=weight_step, weight_codes=weight_codes, bias=bias,
+                      error_const=error_const)
 
 
 class LowBitExact(Scheme):
@@ -81,46 +138,17 @@ class LowBitExact(Scheme):
         return {"bits": self.bits}
 
     def fit(self, model, spec, train=None):
+        """Quantise from the weights and the guaranteed input bounds; ``train`` (optional)
+        only orders the full-precision terms (:func:`.base.fitted_term_order`)."""
         super().fit(model, spec, train)
-        bound = guaranteed_input_bound(model, spec).astype(np.float64)       # (C,)
-        self.live = bound > 0
-        live_bound = bound[self.live]                                         # (C_live,)
-        self.input_levels = 2 ** self.bits - 1
-        weight_levels = 2 ** (self.bits - 1) - 1
-        self.channel_step = live_bound / self.input_levels                    # (C_live,) δx_c
-        weight = spec.weight[:, self.live].astype(np.float64)                 # (F, C_live, KH, KW)
-        largest = np.abs(weight).reshape(len(weight), -1).max(axis=1)         # (F,)
-        self.weight_step = np.where(largest > 0, largest / weight_levels, 1.0)  # (F,) δw_f
-        self.weight_codes = np.rint(weight / self.weight_step[:, None, None, None]).astype(
-            np.int64)                                                         # (F, C_live, KH, KW)
-        abs_per_channel = np.abs(weight).sum(axis=(2, 3))                     # (F, C_live)
-        magnitude = np.abs(spec.bias.astype(np.float64)) + abs_per_channel @ live_bound
-        n_terms = int(np.prod(weight.shape[1:]))
-        # Σ|w|·δx_c/2 (the input rounding) plus the float32 margin, per filter: (F,).
-        self.error_const = (0.5 * abs_per_channel @ self.channel_step
-                            + rounding_margin(magnitude, n_terms))
+        self.copy = lowbit_copy(spec.weight, spec.bias, guaranteed_input_bound(model, spec),
+                                self.bits)
         self.order = fitted_term_order(model, spec, train)
         return self
 
-    def quantise(self, layer_input):
-        """(N, C, H, W) float32 -> (N, C_live, H, W) int64 codes of the live channels; a
-        ValueError if an input lies above its guaranteed bound (by more than half a step)."""
-        live_input = layer_input[:, self.live].astype(np.float64)            # (N, C_live, H, W)
-        codes = np.rint(live_input / self.channel_step[None, :, None, None]).astype(np.int64)
-        if codes.size and codes.max() > self.input_levels:
-            raise ValueError("an input exceeds its channel's guaranteed bound: the low-bit "
-                             "error bound would not hold")
-        return codes
-
-    def intervals(self, layer_input):
-        """(estimate, error (N, F, OH, OW) float64, lowbit_macs, predictor_macs, box_adds
-        (N,) int64) for ``layer_input`` (N, C, H, W): |exact output - estimate| <= error."""
-        return lowbit_intervals(self.quantise(layer_input), self.weight_codes,
-                                self.channel_step, self.weight_step, self.spec.bias,
-                                self.error_const)
-
     def run(self, layer_input):
-        estimate, error, lowbit_macs, predictor_macs, box_adds = self.intervals(layer_input)
+        estimate, error, lowbit_macs, predictor_macs, box_adds = self.copy.intervals(
+            layer_input)
         out, candidate, macs, checks = conv_relu_interval_pool(
             layer_input, self.order, self.spec.bias, estimate, error, self.spec.pool_size,
             self.chunk, self.termination == "snapea")
