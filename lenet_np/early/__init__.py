@@ -30,7 +30,7 @@ from .pool_exact import PoolExact
 
 DEFAULT_TAUS = (0.5, 0.9, 0.99)
 DEFAULT_BITS = (2, 3, 4)
-DEFAULT_EXACT_BITS = (6, 8)        # widths of lowbit_exact in the report (sweep: README)
+DEFAULT_EXACT_BITS = (7, 8)        # widths of lowbit_exact in the report: the best two (README)
 
 
 def standard_schemes(spec, taus=DEFAULT_TAUS, bits=DEFAULT_BITS, lowbit_snapea=False,
