@@ -121,7 +121,8 @@ def build(ctx):
             "json": {"layer": spec.layer, "relu": spec.relu, "pool": spec.pool,
                      "dense_layer_macs": spec.dense_macs, "fit_images": int(len(fit_index)),
                      "test_images": int(len(reference.labels)), "taus": taus, "bits": bits,
-                     "exact_bits": exact_bits, "lowbit_rate": "bits/32", "rows": rows, "verdict": verdict,
+                     "exact_bits": exact_bits, "lowbit_rate": "bits/32", "rows": rows,
+                     "verdict": verdict,
                      "static_pruning": pruning,
                      "files": {"csv": csv_name, "figure": figure}}}
 

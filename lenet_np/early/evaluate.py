@@ -15,7 +15,8 @@ from .oracle import window_argmax_mask
 
 ROW_COLUMNS = [
     "scheme", "family", "exact", "tau", "bits", "digit", "images",
-    "layer_macs", "predictor_macs", "lowbit_macs", "predictor_adds", "layer_macs_equiv", "network_macs_equiv",
+    "layer_macs", "predictor_macs", "lowbit_macs", "predictor_adds", "layer_macs_equiv",
+    "network_macs_equiv",
     "layer_saved", "network_saved", "share_of_relu_oracle", "share_of_pool_oracle",
     "comparisons", "accuracy", "accuracy_change", "changed_predictions", "max_logit_diff",
     "skip_precision", "skip_recall"]
