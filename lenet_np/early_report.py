@@ -14,8 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .early import DEFAULT_BITS, DEFAULT_TAUS, check_bits, check_tau, conv_spec, \
-    standard_schemes  # noqa: E402
+from .early import DEFAULT_BITS, DEFAULT_EXACT_BITS, DEFAULT_TAUS, check_bits, check_tau, \
+    conv_spec, standard_schemes  # noqa: E402
 from .early.base import guaranteed_input_bound  # noqa: E402
 from .early.evaluate import ROW_COLUMNS, collect, evaluate, summary_rows, \
     training_data  # noqa: E402
@@ -43,6 +43,9 @@ def add_arguments(parser):
                        help="class-mask thresholds τ in [0, 1], comma-separated")
     group.add_argument("--bits", default=",".join(map(str, DEFAULT_BITS)),
                        help="low-bit widths k in 2..16, comma-separated")
+    group.add_argument("--exact-bits", default=",".join(map(str, DEFAULT_EXACT_BITS)),
+                       help="widths k in 2..16 of the exact low-bit scheme (lowbit_exact), "
+                            "comma-separated")
     group.add_argument("--fit-n", type=int, default=DEFAULT_FIT_N,
                        help="training images the schemes are fitted on (first ones; 0 = all)")
 
@@ -59,13 +62,15 @@ def _parse_list(text, name, convert):
 
 
 def parse_options(options):
-    """(taus, bits, fit_n) from the parsed options; a LenetError for a bad one."""
+    """(taus, bits, exact_bits, fit_n) from the parsed options; a LenetError for a bad one."""
     taus = [check_tau(t) for t in _parse_list(options.get("tau", ""), "tau", float)]
     bits = [check_bits(k) for k in _parse_list(options.get("bits", ""), "bits", float)]
+    exact_bits = [check_bits(k) for k in _parse_list(
+        options.get("exact_bits", ",".join(map(str, DEFAULT_EXACT_BITS))), "exact-bits", float)]
     fit_n = options.get("fit_n", DEFAULT_FIT_N)
     if fit_n < 0:
         raise LenetError(f"--fit-n must be 0 (all) or positive, got {fit_n}")
-    return taus, bits, fit_n
+    return taus, bits, exact_bits, fit_n
 
 
 def check(options, model):
@@ -74,7 +79,7 @@ def check(options, model):
 
 
 def build(ctx):
-    taus, bits, fit_n = parse_options(ctx.options)
+    taus, bits, exact_bits, fit_n = parse_options(ctx.options)
     model, writer = ctx.model, ctx.writer
     spec = conv_spec(model, ctx.layer)
     started = time.perf_counter()
@@ -85,7 +90,7 @@ def build(ctx):
     train = training_data(collect(model, spec, train_split, fit_index, keep_relu=False))
     test_split = ctx.load_split("test")
     reference = collect(model, spec, test_split)
-    schemes = standard_schemes(spec, taus, bits)
+    schemes = standard_schemes(spec, taus, bits, exact_bits=exact_bits)
     evaluations = []
     for scheme in schemes:
         scheme.fit(model, spec, train)
@@ -116,7 +121,8 @@ def build(ctx):
             "json": {"layer": spec.layer, "relu": spec.relu, "pool": spec.pool,
                      "dense_layer_macs": spec.dense_macs, "fit_images": int(len(fit_index)),
                      "test_images": int(len(reference.labels)), "taus": taus, "bits": bits,
-                     "lowbit_rate": "bits/32", "rows": rows, "verdict": verdict,
+                     "exact_bits": exact_bits, "lowbit_rate": "bits/32", "rows": rows,
+                     "verdict": verdict,
                      "static_pruning": pruning,
                      "files": {"csv": csv_name, "figure": figure}}}
 
@@ -205,6 +211,15 @@ def verdict_lines(overall, rows, digits, spec):
                              + f"; without the static pruning {plain['share_of_relu_oracle']:.1%}"
                              + (f" and {plain['share_of_pool_oracle']:.1%}"
                                 if plain["share_of_pool_oracle"] != "" else "") + ".")
+        lowbit_exact = [r for r in exact if r["family"] == "lowbit_exact"]
+        if lowbit_exact and "oracle_pool" in by_name:
+            text = ", ".join(f"k={r['bits']}: {r['share_of_pool_oracle']:.1%}"
+                             for r in lowbit_exact)
+            best = max(lowbit_exact, key=lambda r: r["layer_saved"])
+            lines.append(f"Exact low-bit intervals (lowbit_exact), share of the pool-aware "
+                         f"oracle's saving: {text}; the best, {best['scheme']}, saves "
+                         f"{best['layer_saved']:.1%} of the layer (low-bit MACs at k/32, its "
+                         f"{best['predictor_adds']:,.0f} box-sum adds per image apart).")
     masks = [r for r in overall if r["family"] == "class_masks"]
     good_masks = [r for r in masks if r["accuracy_change"] >= -MAX_ACCURACY_LOSS]
     if masks:

@@ -6,18 +6,19 @@ import pytest
 from lenet_np import load_model, reference as layer_reference
 from lenet_np.checkpoint import DEFAULT_MODEL_PATH
 from lenet_np.data import load_split
-from lenet_np.early import (ClassMasks, Dense, LowBit, PoolExact, PoolOracle, ReluOracle,
-                            SnapeaExact, conv_spec, standard_schemes)
+from lenet_np.early import (ClassMasks, Dense, LowBit, LowBitExact, PoolExact, PoolOracle,
+                            ReluOracle, SnapeaExact, conv_spec, standard_schemes)
 from lenet_np.early import reference
 from lenet_np.early.base import fitted_term_order, live_channels
-from lenet_np.early.direct import (conv_relu_masked, conv_relu_pool, conv_relu_pool_window,
-                                   conv_relu_snapea, lowbit_conv, receptive_field_bounds,
-                                   term_order)
+from lenet_np.early.direct import (conv_relu_interval_pool, conv_relu_masked, conv_relu_pool,
+                                   conv_relu_pool_window, conv_relu_snapea, lowbit_conv,
+                                   lowbit_intervals, receptive_field_bounds, term_order)
 from lenet_np.early.evaluate import collect, evaluate, summary_rows, training_data
+from lenet_np.early.lowbit_exact import lowbit_copy
 from lenet_np.early.pool_exact import guaranteed_input_bound
 from lenet_np.errors import LenetError
 from lenet_np.flops import cost_table, network_macs
-from lenet_np.layers import maxpool_forward
+from lenet_np.layers import conv_forward, maxpool_forward
 from lenet_np.model import Architecture, LeNet
 from tests.conftest import assert_one_line_error, run_cli
 
@@ -230,7 +231,7 @@ def fitted_small():
 def test_exact_schemes_equal_dense_on_a_random_model(fitted_small, layer):
     model, spec, ref, train = fitted_small[layer]
     for scheme in (Dense(), ReluOracle(), PoolOracle(), SnapeaExact(), PoolExact("field"),
-                   PoolExact("range")):
+                   PoolExact("range"), LowBitExact(2), LowBitExact(5), LowBitExact(8, "none")):
         ev = evaluate(model, scheme.fit(model, spec, train), ref, batch_size=25)
         np.testing.assert_allclose(ev.logits, ref.logits, rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(ev.logits.argmax(1), ref.logits.argmax(1))
@@ -300,7 +301,7 @@ def test_dead_channel_terms_are_skipped_counted_and_exact():
     np.testing.assert_allclose(out, relu_conv(ref.layer_input, spec.weight, spec.bias),
                                rtol=1e-5, atol=1e-5)
     for scheme in (SnapeaExact(), SnapeaExact(chunk=1), PoolExact(), PoolExact("field"),
-                   PoolExact("range")):
+                   PoolExact("range"), LowBitExact(3), LowBitExact(7, "none")):
         ev = evaluate(model, scheme.fit(model, spec, train), ref, batch_size=15)
         np.testing.assert_allclose(ev.logits, ref.logits, rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(ev.logits.argmax(1), ref.logits.argmax(1))
@@ -313,6 +314,10 @@ def test_dead_channel_terms_are_skipped_counted_and_exact():
     # The low-bit copy leaves the dead channel out too: 2/3 of the dense layer's MACs.
     run = LowBit(4).fit(model, spec, train).run(ref.layer_input)
     np.testing.assert_array_equal(run.lowbit_macs, spec.dense_macs * 2 // 3)
+    exact = LowBitExact(6).fit(model, spec, train)
+    assert exact.copy.weight_codes.shape[1] == 2
+    np.testing.assert_array_equal(exact.run(ref.layer_input).lowbit_macs,
+                                  spec.dense_macs * 2 // 3)
     # Dense and the oracles keep every term.
     dense = Dense().fit(model, spec, train).run(ref.layer_input)
     np.testing.assert_array_equal(dense.macs, spec.dense_macs)
@@ -333,11 +338,159 @@ def test_exact_schemes_equal_dense_on_the_committed_model():
     for layer in ("conv2", "conv1"):
         spec = conv_spec(model, layer)
         ref = collect(model, spec, split, np.arange(0, 10000, 50))    # 200 images
-        for scheme in (SnapeaExact(), PoolExact("field"), PoolExact("range")):
+        for scheme in (SnapeaExact(), PoolExact("field"), PoolExact("range"), LowBitExact(4),
+                       LowBitExact(7)):
             ev = evaluate(model, scheme.fit(model, spec), ref)
             np.testing.assert_allclose(ev.logits, ref.logits, rtol=1e-4, atol=1e-4)
             np.testing.assert_array_equal(ev.logits.argmax(1), ref.logits.argmax(1))
             assert ev.run.macs.mean() < spec.dense_macs
+
+
+# --- lowbit_exact: the error bound, its kernels, its decisions ---------------------------------
+
+def lowbit_case(seed, bits, n=3, c=3, f=4, size=9, k=3):
+    """A random case with its copy: inputs up to a per-channel bound (one channel dead, all
+    0, bound 0, when ``seed`` is odd), the copy fitted on those bounds."""
+    x, weight, bias, shape = random_case(seed, n, c, f, size, k)
+    bound = x.max(axis=(0, 2, 3)) * (1 + np.random.default_rng(seed).random(c))   # (C,) >= x
+    if seed % 2:
+        x[:, 1] = 0
+        bound[1] = 0
+    return x, weight, bias, shape, lowbit_copy(weight, bias, bound, bits)
+
+
+def extreme_inputs(copy, weight, seed, n=3, size=9):
+    """Inputs where quantising errs most: half a step (minus a hair) from a code, on the side
+    that moves each term the same way, codes at 0 and at the top, values at the bound."""
+    rng = np.random.default_rng(seed)
+    live = np.flatnonzero(copy.live)
+    step = np.zeros(len(copy.live))
+    step[live] = copy.channel_step
+    codes = rng.integers(0, copy.input_levels + 1, (n, len(step), size, size))
+    codes[:, :, 0, :] = copy.input_levels                       # the bound itself
+    codes[:, :, -1, :] = 0
+    # +0.499 steps above a code for channels whose first filter's weights are mostly
+    # positive, -0.499 for the others: the input errors of filter 0 add up.
+    sign = np.where(weight[0].sum(axis=(1, 2)) >= 0, 1.0, -1.0)[None, :, None, None]
+    x = (codes + 0.499 * sign) * step[None, :, None, None]
+    return np.clip(x, 0, (copy.input_levels * step)[None, :, None, None]).astype(np.float32)
+
+
+def _raw_direct(x, order, bias, shape):
+    """conv(x) in float32 with the direct kernel, before the ReLU: the kernel's max(v, 0)
+    of v and of -v (a filter and its negation, bias negated) give v = out+ - out-."""
+    neg = type(order)(**{**order.__dict__, "weights": -order.weights})
+    pos_out, _ = conv_relu_masked(x, order, bias, shape)
+    neg_out, _ = conv_relu_masked(x, neg, -np.asarray(bias), shape)
+    return pos_out - neg_out
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 6, 8, 12, 16])
+@pytest.mark.parametrize("seed", range(8))
+def test_lowbit_error_bound_holds_for_every_output(bits, seed):
+    # |v - q| <= E for the exact value (float64) and for float32 sums in two orders, on
+    # random inputs and on inputs at the rounding extremes.
+    x, weight, bias, shape, copy = lowbit_case(seed, bits)
+    for inputs in (x, extreme_inputs(copy, weight, seed)):
+        estimate, error, *_ = copy.intervals(inputs)
+        exact = layer_reference.conv_forward_naive(inputs.astype(np.float64), weight, bias)
+        gemm32 = conv_forward(inputs, {"weight": weight, "bias": bias})[0]
+        order = term_order(weight, *inputs.shape[2:], live=copy.live)
+        direct32 = _raw_direct(inputs, order, bias, shape)
+        for value in (exact, gemm32, direct32):
+            assert (np.abs(value - estimate) <= error).all()
+        assert (error > 0).all()
+
+
+@pytest.mark.parametrize("bits", [3, 5, 8])
+def test_lowbit_error_bound_is_nearly_reached_at_the_extremes(bits):
+    # The bound is a guarantee, not a loose cap: with every error pushed the same way it is
+    # reached to within 10%. Weights (m + 0.499)·δw (rounded down by almost δw/2) but the
+    # largest, exactly 1 (it sets δw = 1 / (2^(k-1) - 1)); inputs 0.499 steps above the
+    # code below the top. Every term then adds almost |w|·δx/2 + δw/2·x̂ to v - q.
+    rng = np.random.default_rng(bits)
+    levels = 2 ** (bits - 1) - 1
+    weight = ((rng.integers(0, levels, (1, 2, 3, 3)) + 0.499) / levels).astype(np.float32)
+    weight[0, 0, 0, 0] = 1.0
+    bias = np.zeros(1, np.float32)
+    copy = lowbit_copy(weight, bias, [2.0, 1.0], bits)
+    x = ((copy.input_levels - 1 + 0.499)
+         * np.ones((1, 2, 3, 3)) * copy.channel_step[None, :, None, None]).astype(np.float32)
+    estimate, error, *_ = copy.intervals(x)
+    deviation = layer_reference.conv_forward_naive(x.astype(np.float64), weight, bias) - estimate
+    assert 0.9 * error[0, 0, 0, 0] <= deviation[0, 0, 0, 0] <= error[0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lowbit_interval_kernel_matches_naive(seed):
+    x, weight, bias, shape, copy = lowbit_case(seed, 5)
+    got = copy.intervals(x)
+    want = reference.lowbit_intervals_naive(copy.quantise(x), copy.weight_codes,
+                                            copy.channel_step, copy.weight_step, copy.bias,
+                                            copy.error_const)
+    for counted, expected in zip(got[:2], want[:2]):
+        np.testing.assert_allclose(counted, expected, rtol=1e-12, atol=1e-12)
+    for counted, expected in zip(got[2:], want[2:]):
+        np.testing.assert_array_equal(counted, expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("chunk,terminate", [(1, True), (4, True), (4, False)])
+def test_interval_pool_kernel_matches_naive_and_keeps_the_max_pool(seed, chunk, terminate):
+    x, weight, bias, shape, copy = lowbit_case(seed, 3)        # 7×7 outputs: a ragged edge
+    order = term_order(weight, *x.shape[2:], live=copy.live,
+                       channel_scale=x.mean(axis=(0, 2, 3)) + 0.1)
+    estimate, error, *_ = copy.intervals(x)
+    got = conv_relu_interval_pool(x, order, bias, estimate, error, 2, chunk, terminate)
+    want = reference.interval_pool_naive(x, order, bias, estimate, error, 2, chunk, terminate)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+    for counted, expected in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(counted, expected)
+    np.testing.assert_allclose(maxpool_forward(got[0])[0],
+                               maxpool_forward(relu_conv(x, weight, bias))[0], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_lowbit_exact_counts_on_a_hand_made_case():
+    # One 1×1 filter, weight +1, bias 0; k = 2 over a bound of 3: input step 1, weight code 1
+    # (step 1): integer inputs are exact, q = x and E = 0.5 + 0.5·x + margin. One window
+    # [[3, 1], [0, 2]]: L = 1, 0, -0.5, 0.5 (T = 1 - margin), U = 5, 2, 0.5, 3.5 (+ margin):
+    # (1,0) is skipped (0.5 <= 1). Candidates by q: 3, 2, 1 (insertion: 0 + 1 + 2 = 3
+    # comparisons), after 8 for the lower and upper bounds.
+    x = np.array([[[[3, 1], [0, 2]]]], np.float32)
+    weight = np.ones((1, 1, 1, 1), np.float32)
+    bias = np.zeros(1, np.float32)
+    copy = lowbit_copy(weight, bias, [3.0], 2)
+    estimate, error, lowbit_macs, predictor_macs, box_adds = copy.intervals(x)
+    np.testing.assert_allclose(estimate[0, 0], [[3, 1], [0, 2]])
+    # The margin: 1e-5 × (|b| + |w|·B = 3) + 1e-6.
+    np.testing.assert_allclose(error[0, 0], np.array([[2, 1], [0.5, 1.5]]) + 3.1e-5, atol=1e-12)
+    # 4 outputs × 1 code MAC; Σx̂: 1 per position (4), then 1 + 2 per output (12); a 1×1
+    # box sum adds nothing.
+    assert (lowbit_macs[0], predictor_macs[0], box_adds[0]) == (4, 16, 0)
+    order = term_order(weight, 2, 2)
+    out, candidate, macs, checks = conv_relu_interval_pool(x, order, bias, estimate, error, 2,
+                                                           4, True)
+    # 3: 1 MAC, end test (1): best 3. 2: U 3.5 > 3 (1 test), 1 MAC, 2 <= 3 dropped (1 test).
+    # 1: U 2 <= 3 (1 test), skipped. 2 MACs; 8 + 3 + 1 + 2 + 1 = 15 comparisons.
+    np.testing.assert_array_equal(candidate[0, 0], [[True, True], [False, True]])
+    np.testing.assert_allclose(out[0, 0], [[3, 0], [0, 0]])
+    assert (macs[0], checks[0]) == (2, 15)
+    # Without termination every candidate is computed: 3 MACs, 8 + 3 comparisons.
+    out, _, macs, checks = conv_relu_interval_pool(x, order, bias, estimate, error, 2, 4, False)
+    np.testing.assert_allclose(out[0, 0], [[3, 0], [0, 0]])
+    assert (macs[0], checks[0]) == (3, 11)
+    # Box sums of a 2×2 kernel over one 3×3 channel: rows 3 × 2 segments × 1 add, then
+    # 2 × 2 outputs × 1 add: 10 adds.
+    *_, adds = lowbit_intervals(np.ones((1, 1, 3, 3), np.int64), np.ones((1, 1, 2, 2), np.int64),
+                                [1.0], [1.0], [0.0], [0.0])
+    assert adds[0] == 10
+
+
+def test_lowbit_exact_refuses_inputs_above_their_bound():
+    copy = lowbit_copy(np.ones((1, 1, 1, 1), np.float32), np.zeros(1), [1.0], 4)
+    with pytest.raises(ValueError, match="exceeds its channel's guaranteed bound"):
+        copy.quantise(np.full((1, 1, 2, 2), 1.1, np.float32))
 
 
 # --- bad options ------------------------------------------------------------------------------
@@ -350,8 +503,9 @@ def test_tau_outside_unit_interval_is_refused(tau):
 
 @pytest.mark.parametrize("bits", [1, 17, 3.5])
 def test_bits_outside_range_are_refused(bits):
-    with pytest.raises(LenetError, match="bits must be an integer within 2..16"):
-        LowBit(bits)
+    for scheme in (LowBit, LowBitExact):
+        with pytest.raises(LenetError, match="bits must be an integer within 2..16"):
+            scheme(bits)
 
 
 @pytest.mark.parametrize("layer", ["relu2", "pool1", "fc1", "fc3", "nope"])
@@ -363,6 +517,7 @@ def test_layer_not_a_conv_followed_by_relu_is_refused(small_model, layer):
 @pytest.mark.parametrize("args,fragment", [
     (["--tau", "0.5,1.2"], "tau must be within [0, 1]"),
     (["--bits", "1"], "bits must be an integer within 2..16"),
+    (["--exact-bits", "17"], "bits must be an integer within 2..16"),
     (["--layer", "fc1"], "early prediction needs a conv layer followed by a ReLU"),
 ])
 def test_analyze_early_bad_options_give_one_line(tmp_path, args, fragment):

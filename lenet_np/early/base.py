@@ -113,6 +113,7 @@ class LayerRun:
     lowbit_macs: np.ndarray = None       # (N,) int64, low-bit MACs of a predictor
     bits: int = 0                        # their width
     skip_mask: np.ndarray = None         # (N, F, OH, OW) bool, outputs decided skipped upfront
+    predictor_adds: np.ndarray = None    # (N,) int64, a predictor's additions (not MACs)
 
     def equivalent_macs(self):
         """(N,) float64: full-precision MACs plus the low-bit ones converted at bits/32."""

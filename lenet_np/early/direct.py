@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import (conv_relu_masked_kernel, conv_relu_pool_kernel,
-                      conv_relu_pool_window_kernel, conv_relu_snapea_kernel, lowbit_conv_kernel,
+from .kernels import (conv_relu_interval_pool_kernel, conv_relu_masked_kernel,
+                      conv_relu_pool_kernel, conv_relu_pool_window_kernel,
+                      conv_relu_snapea_kernel, lowbit_conv_kernel, lowbit_interval_kernel,
                       receptive_field_max_kernel)
 
 
@@ -224,3 +225,58 @@ def lowbit_conv(xq, wq, bias_q):
     macs = np.empty(n_img, np.int64)
     lowbit_conv_kernel(xq, wq, np.asarray(bias_q, np.int64), out, macs)
     return out, macs
+
+
+def lowbit_intervals(codes, weight_codes, channel_step, weight_step, bias, error_const):
+    """The low-bit copy with guaranteed error bounds (:func:`.kernels.lowbit_interval_kernel`).
+
+    codes (N, C, H, W) int, weight_codes (F, C, KH, KW) int, channel_step (C,), weight_step
+    (F,), bias (F,), error_const (F,). Returns estimate and error (N, F, OH, OW) float64, and
+    lowbit_macs, predictor_macs, box_adds (N,) int64.
+    """
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    weight_codes = np.ascontiguousarray(weight_codes, dtype=np.int64)
+    n_img, n_ch, height, width = codes.shape
+    n_filt, code_ch, kh, kw = weight_codes.shape
+    if code_ch != n_ch:
+        raise ValueError(f"weight codes have {code_ch} channels, the input codes {n_ch}")
+    out_h, out_w = height - kh + 1, width - kw + 1
+    row_sum = np.empty((n_ch, height, out_w), np.int64)            # (C, H, OW) scratch
+    box_sum = np.empty((n_ch, out_h, out_w), np.int64)             # (C, OH, OW) scratch
+    field = np.empty((out_h, out_w), np.float64)                   # (OH, OW) scratch
+    estimate = np.empty((n_img, n_filt, out_h, out_w), np.float64)
+    error = np.empty_like(estimate)
+    lowbit_macs, predictor_macs, box_adds = (np.empty(n_img, np.int64) for _ in range(3))
+    lowbit_interval_kernel(codes, weight_codes,
+                           np.ascontiguousarray(channel_step, dtype=np.float64),
+                           np.ascontiguousarray(weight_step, dtype=np.float64),
+                           np.ascontiguousarray(bias, dtype=np.float64),
+                           np.ascontiguousarray(error_const, dtype=np.float64),
+                           row_sum, box_sum, field, estimate, error, lowbit_macs,
+                           predictor_macs, box_adds)
+    return estimate, error, lowbit_macs, predictor_macs, box_adds
+
+
+def conv_relu_interval_pool(x, order, bias, estimate, error, pool, chunk=1, terminate=True):
+    """Pool-aware exact computation decided by the intervals [estimate - error,
+    estimate + error] (:func:`.kernels.conv_relu_interval_pool_kernel`).
+
+    x >= 0 (N, C, H, W), order from ``term_order(sort=True)``, estimate and error
+    (N, F, OH, OW). Returns out (N, F, OH, OW) float32 whose ``pool``×``pool`` max-pool is
+    that of ReLU(conv), candidate (N, F, OH, OW) bool, macs and checks (N,) int64.
+    """
+    out_shape = estimate.shape[1:]
+    x, _, out = _prepare(x, order, out_shape, None, non_negative=True)
+    if estimate.shape != out.shape or error.shape != out.shape:
+        raise ValueError(f"estimate {estimate.shape} and error {error.shape} must both have "
+                         f"the output's shape {out.shape}")
+    candidate = np.empty(out.shape, np.bool_)
+    macs = np.empty(x.shape[0], np.int64)
+    checks = np.empty(x.shape[0], np.int64)
+    conv_relu_interval_pool_kernel(x, order.offsets, order.weights, order.n_positive,
+                                   np.asarray(bias, np.float32),
+                                   np.ascontiguousarray(estimate, dtype=np.float64),
+                                   np.ascontiguousarray(error, dtype=np.float64), int(pool),
+                                   _check_chunk(chunk), bool(terminate), out, candidate, macs,
+                                   checks)
+    return out, candidate, macs, checks

@@ -15,7 +15,8 @@ from .oracle import window_argmax_mask
 
 ROW_COLUMNS = [
     "scheme", "family", "exact", "tau", "bits", "digit", "images",
-    "layer_macs", "predictor_macs", "lowbit_macs", "layer_macs_equiv", "network_macs_equiv",
+    "layer_macs", "predictor_macs", "lowbit_macs", "predictor_adds", "layer_macs_equiv",
+    "network_macs_equiv",
     "layer_saved", "network_saved", "share_of_relu_oracle", "share_of_pool_oracle",
     "comparisons", "accuracy", "accuracy_change", "changed_predictions", "max_logit_diff",
     "skip_precision", "skip_recall"]
@@ -80,7 +81,8 @@ def _concatenate(runs):
         return None if values[0] is None else np.concatenate(values)
     return LayerRun(relu_out=None, macs=join("macs"), comparisons=join("comparisons"),
                     predictor_macs=join("predictor_macs"), lowbit_macs=join("lowbit_macs"),
-                    bits=runs[0].bits, skip_mask=join("skip_mask"))
+                    bits=runs[0].bits, skip_mask=join("skip_mask"),
+                    predictor_adds=join("predictor_adds"))
 
 
 def _mean(values, chosen):
@@ -116,6 +118,7 @@ def summary_rows(model, evaluations, reference, digits=None):
                    "layer_macs": _mean(run.macs, chosen),
                    "predictor_macs": _mean(run.predictor_macs, chosen),
                    "lowbit_macs": _mean(run.lowbit_macs, chosen),
+                   "predictor_adds": _mean(run.predictor_adds, chosen),
                    "layer_macs_equiv": layer_equiv,
                    "network_macs_equiv": dense_network - dense_layer + layer_equiv,
                    "layer_saved": 1 - layer_equiv / dense_layer,

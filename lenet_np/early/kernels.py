@@ -369,3 +369,197 @@ def lowbit_conv_kernel(xq, wq, bias_q, out, macs):
                                 acc += wq[f, c, i, j] * xq[n, c, oh + i, ow + j]
                     out[n, f, oh, ow] = acc
                     macs[n] += n_ch * kh * kw
+
+
+@njit
+def lowbit_interval_kernel(codes, weight_codes, channel_step, weight_step, bias, error_const,
+                           row_sum, box_sum, field, estimate, error, lowbit_macs,
+                           predictor_macs, box_adds):
+    """The low-bit copy of a layer with a guaranteed error bound per output.
+
+    With dequantised inputs x̂ = δx_c·code and weights ŵ = δw_f·code, each output's exact
+    value v = b + Σ w·x satisfies |v - q| <= E, where q = b + Σ ŵ·x̂ and, since
+    w·x - ŵ·x̂ = w·(x - x̂) + (w - ŵ)·x̂ with |x - x̂| <= δx_c/2 and |w - ŵ| <= δw_f/2,
+    E = Σ |w|·δx_c/2 + δw_f/2 · Σ x̂ (+ a rounding margin): the first part and the margin are
+    the per-filter ``error_const``; Σ x̂ over the receptive field is Σ_c δx_c · (box sum of
+    channel c's codes), shared by every filter.
+
+    codes          : (N, C, H, W) int64, input codes 0 .. 2^k - 1 (live channels only).
+    weight_codes   : (F, C, KH, KW) int64, signed weight codes.
+    channel_step   : (C,) float64, δx_c; weight_step (F,) float64, δw_f.
+    bias           : (F,) float64; error_const (F,) float64.
+    row_sum        : (C, H, OW) int64 scratch; box_sum (C, OH, OW) int64 scratch;
+    field          : (OH, OW) float64 scratch, Σ x̂ over each receptive field.
+    estimate       : (N, F, OH, OW) float64 output, q.
+    error          : (N, F, OH, OW) float64 output, E.
+    lowbit_macs    : (N,) int64 output, code × code MACs (C·KH·KW per output).
+    predictor_macs : (N,) int64 output, full-precision multiply-adds: C per position for Σ x̂,
+                     then per output C to scale the channel sums, 1 for δw_f and 1 for E.
+    box_adds       : (N,) int64 output, integer adds of the separable box sums.
+    """
+    n_img, n_ch, height, _ = codes.shape
+    n_filt, _, kh, kw = weight_codes.shape
+    out_h, out_w = estimate.shape[2], estimate.shape[3]
+    channel_sum = np.empty(n_ch, np.int64)
+    for n in range(n_img):
+        adds = 0
+        for c in range(n_ch):
+            for y in range(height):
+                for ox in range(out_w):
+                    s = codes[n, c, y, ox]
+                    for j in range(1, kw):
+                        s += codes[n, c, y, ox + j]
+                        adds += 1
+                    row_sum[c, y, ox] = s
+            for oy in range(out_h):
+                for ox in range(out_w):
+                    s = row_sum[c, oy, ox]
+                    for i in range(1, kh):
+                        s += row_sum[c, oy + i, ox]
+                        adds += 1
+                    box_sum[c, oy, ox] = s
+        fp_macs = 0
+        for oy in range(out_h):
+            for ox in range(out_w):
+                total = 0.0
+                for c in range(n_ch):
+                    total += channel_step[c] * box_sum[c, oy, ox]
+                    fp_macs += 1
+                field[oy, ox] = total
+        low = 0
+        for f in range(n_filt):
+            half_step = 0.5 * weight_step[f]
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    for c in range(n_ch):
+                        acc = 0
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += weight_codes[f, c, i, j] * codes[n, c, oh + i, ow + j]
+                        low += kh * kw
+                        channel_sum[c] = acc
+                    # Channels have their own input steps: the integer sums are scaled here.
+                    total = 0.0
+                    for c in range(n_ch):
+                        total += channel_step[c] * channel_sum[c]
+                    estimate[n, f, oh, ow] = bias[f] + weight_step[f] * total
+                    error[n, f, oh, ow] = error_const[f] + half_step * field[oh, ow]
+                    fp_macs += n_ch + 2
+        lowbit_macs[n] = low
+        predictor_macs[n] = fp_macs
+        box_adds[n] = adds
+
+
+@njit
+def conv_relu_interval_pool_kernel(x, offsets, weights, n_positive, bias, estimate, error,
+                                   pool, chunk, terminate, out, candidate, macs, checks):
+    """Pool-aware exact computation decided by guaranteed intervals [q - E, q + E].
+
+    For each pool×pool window: the threshold T = max(0, the largest lower bound q - E); an
+    output whose upper bound q + E is <= T is no larger than another output of the window
+    (or than 0) and is skipped. The others, the candidates, are computed in full precision
+    from the largest estimate down:
+
+    - ``terminate`` false: every live term of every candidate; the largest positive value is
+      written;
+    - ``terminate`` true: a candidate after the first is skipped when its upper bound is <=
+      the window's best value so far; otherwise its bias and positive terms are added, then
+      its negative terms ``chunk`` at a time, and it is dropped once the sum is <= the best
+      (0 at first: the ReLU); a candidate finished to the end becomes the best and is written.
+
+    Either way the window's max-pool is that of ReLU(conv).
+
+    x                : (N, C, H, W) float32, >= 0.
+    offsets, weights : (F, K) in SnaPEA's order; n_positive (F,) int64; bias (F,) float32.
+    estimate, error  : (N, F, OH, OW) float64, q and E (:func:`lowbit_interval_kernel`).
+    pool, chunk      : window side (outputs outside a whole window are not computed); terms
+                       between two tests of the negative phase.
+    terminate        : bool, as above.
+    out              : (N, F, OH, OW) float32 output, the window's best value where it was
+                       found, else 0.
+    candidate        : (N, F, OH, OW) bool output, the outputs the intervals did not rule out.
+    macs             : (N,) int64 output, full-precision MACs of the candidates.
+    checks           : (N,) int64 output, comparisons: lower bounds against T, upper bounds
+                       against T, the insertion sort by estimate, and the termination tests.
+    """
+    n_img, _, _, width = x.shape
+    n_filt, n_terms = weights.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    window = pool * pool
+    visit = np.empty(window, np.int64)          # candidate slots, largest estimate first
+    for n in range(n_img):
+        x_flat = x[n].ravel()                   # (C*H*W,)
+        count = 0
+        tests = 0
+        out[n] = 0.0
+        candidate[n] = False
+        for f in range(n_filt):
+            w = weights[f]
+            off = offsets[f]
+            n_pos = n_positive[f]
+            for ph in range(out_h // pool):
+                for pw in range(out_w // pool):
+                    threshold = 0.0             # ReLU: a value <= 0 cannot matter
+                    for s in range(window):
+                        oh = ph * pool + s // pool
+                        ow = pw * pool + s % pool
+                        lower = estimate[n, f, oh, ow] - error[n, f, oh, ow]
+                        tests += 1
+                        if lower > threshold:
+                            threshold = lower
+                    n_visit = 0
+                    for s in range(window):
+                        oh = ph * pool + s // pool
+                        ow = pw * pool + s % pool
+                        tests += 1
+                        if estimate[n, f, oh, ow] + error[n, f, oh, ow] <= threshold:
+                            continue
+                        candidate[n, f, oh, ow] = True
+                        k = n_visit
+                        while k > 0:
+                            tests += 1
+                            prev = visit[k - 1]
+                            if (estimate[n, f, ph * pool + prev // pool, pw * pool + prev % pool]
+                                    >= estimate[n, f, oh, ow]):
+                                break
+                            visit[k] = prev
+                            k -= 1
+                        visit[k] = s
+                        n_visit += 1
+                    best = np.float32(0.0)
+                    for v in range(n_visit):
+                        s = visit[v]
+                        oh = ph * pool + s // pool
+                        ow = pw * pool + s % pool
+                        base = oh * width + ow
+                        if not terminate:
+                            acc = bias[f] + _partial_dot(w, off, x_flat, base, 0, n_terms)
+                            count += n_terms
+                            if acc > best:
+                                best = acc
+                                out[n, f, oh, ow] = acc
+                            continue
+                        if v > 0:
+                            tests += 1
+                            if estimate[n, f, oh, ow] + error[n, f, oh, ow] <= best:
+                                continue
+                        acc = bias[f] + _partial_dot(w, off, x_flat, base, 0, n_pos)
+                        count += n_pos
+                        t = n_pos
+                        dropped = False
+                        while True:
+                            tests += 1
+                            if acc <= best:
+                                dropped = True
+                                break
+                            if t == n_terms:
+                                break
+                            end = min(t + chunk, n_terms)
+                            acc += _partial_dot(w, off, x_flat, base, t, end)
+                            count += end - t
+                            t = end
+                        if not dropped:
+                            best = acc
+                            out[n, f, oh, ow] = acc
+        macs[n] = count
+        checks[n] = tests

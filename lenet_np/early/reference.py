@@ -168,3 +168,104 @@ def lowbit_conv_naive(xq, wq, bias_q):
         out[n, f, oh, ow] = bias_q[f] + int(np.sum(wq[f].astype(np.int64)
                                                    * xq[n, :, oh:oh + kh, ow:ow + kw]))
     return out
+
+
+def lowbit_intervals_naive(codes, weight_codes, channel_step, weight_step, bias, error_const):
+    """The low-bit estimate and its error bound, output by output with numpy sums:
+    (estimate, error (N, F, OH, OW) float64, lowbit_macs, predictor_macs, box_adds (N,)).
+
+    q = b + δw_f · Σ_c δx_c · Σ(code_w · code_x) and E = error_const_f + δw_f/2 · Σ_c δx_c ·
+    Σ code_x over the receptive field. Counts: C·KH·KW low-bit MACs per output; C
+    multiply-adds per position (Σx̂) and C + 2 per output (scaling, δw_f, E); the box sums'
+    adds of a separable sum, C·(H·OW·(KW-1) + OH·OW·(KH-1)).
+    """
+    n_img, n_ch, height, width = codes.shape
+    n_filt, _, kh, kw = weight_codes.shape
+    out_h, out_w = height - kh + 1, width - kw + 1
+    estimate = np.zeros((n_img, n_filt, out_h, out_w))
+    error = np.zeros_like(estimate)
+    for n, f, oh, ow in np.ndindex(*estimate.shape):
+        patch = codes[n, :, oh:oh + kh, ow:ow + kw].astype(np.int64)        # (C, KH, KW)
+        per_channel = (weight_codes[f].astype(np.int64) * patch).sum(axis=(1, 2))   # (C,)
+        estimate[n, f, oh, ow] = bias[f] + weight_step[f] * float(
+            np.dot(channel_step, per_channel))
+        error[n, f, oh, ow] = error_const[f] + weight_step[f] / 2 * float(
+            np.dot(channel_step, patch.sum(axis=(1, 2))))
+    outputs = n_filt * out_h * out_w
+    lowbit_macs = np.full(n_img, outputs * n_ch * kh * kw, np.int64)
+    predictor_macs = np.full(n_img, out_h * out_w * n_ch + outputs * (n_ch + 2), np.int64)
+    box_adds = np.full(n_img, n_ch * (height * out_w * (kw - 1) + out_h * out_w * (kh - 1)),
+                       np.int64)
+    return estimate, error, lowbit_macs, predictor_macs, box_adds
+
+
+def interval_pool_naive(x, order, bias, estimate, error, pool, chunk=1, terminate=True):
+    """Pool-aware computation decided by the intervals [q - E, q + E], per window:
+    (out, candidate, macs (N,), checks (N,)).
+
+    T = max(0, the window's largest q - E); outputs with q + E <= T are skipped; the others
+    (candidates) are visited by decreasing q (ties: the earlier output first). Without
+    ``terminate`` each is computed in full and the largest positive value kept; with it, a
+    candidate after the first is skipped if q + E <= the best so far, otherwise its positive
+    sum is tested against the best, then its negative terms are added ``chunk`` at a time,
+    each chunk followed by a test, until the sum is <= the best (dropped) or all are in (the
+    new best). Comparisons: 2 per output of the window, the insertion sort's, every test.
+    """
+    n_img = len(x)
+    n_filt, out_h, out_w = estimate.shape[1:]
+    out = np.zeros(estimate.shape)
+    candidate = np.zeros(estimate.shape, bool)
+    macs = np.zeros(n_img, np.int64)
+    checks = np.zeros(n_img, np.int64)
+    for n, f in np.ndindex(n_img, n_filt):
+        n_pos = int(order.n_positive[f])
+        for ph, pw in np.ndindex(out_h // pool, out_w // pool):
+            cells = [(ph * pool + i, pw * pool + j) for i, j in np.ndindex(pool, pool)]
+            upper = {c: estimate[n, f, c[0], c[1]] + error[n, f, c[0], c[1]] for c in cells}
+            lower = [estimate[n, f, c[0], c[1]] - error[n, f, c[0], c[1]] for c in cells]
+            threshold = max([0.0] + lower)
+            checks[n] += 2 * len(cells)
+            visit = []
+            for cell in cells:
+                if upper[cell] <= threshold:
+                    continue
+                candidate[(n, f) + cell] = True
+                k = len(visit)
+                while k > 0:
+                    checks[n] += 1
+                    if estimate[(n, f) + visit[k - 1]] >= estimate[(n, f) + cell]:
+                        break
+                    k -= 1
+                visit.insert(k, cell)
+            best = 0.0
+            for v, cell in enumerate(visit):
+                terms = _terms(x[n], order, f, *cell)
+                if not terminate:
+                    acc = float(bias[f]) + sum(w * u for w, u in terms)
+                    macs[n] += len(terms)
+                    if acc > best:
+                        best = acc
+                        out[(n, f) + cell] = acc
+                    continue
+                if v > 0:
+                    checks[n] += 1
+                    if upper[cell] <= best:
+                        continue
+                acc = float(bias[f]) + sum(w * u for w, u in terms[:n_pos])
+                done, dropped = n_pos, False
+                macs[n] += n_pos
+                while True:
+                    checks[n] += 1
+                    if acc <= best:
+                        dropped = True
+                        break
+                    if done == len(terms):
+                        break
+                    step = terms[done:done + chunk]
+                    acc += sum(w * u for w, u in step)
+                    macs[n] += len(step)
+                    done += len(step)
+                if not dropped:
+                    best = acc
+                    out[(n, f) + cell] = acc
+    return out, candidate, macs, checks
