@@ -13,6 +13,9 @@ EXIT_INTERRUPTED = 130
 def run_cli(main, argv=None):
     """Call ``main(argv)`` and turn its failures into one line on stderr and an exit status."""
     prog = getattr(main, "__module__", "lenet_np")
+    if prog == "__main__":                   # run as ``python -m lenet_np.x``: name the module
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        prog = spec.name if spec else "lenet_np"
     try:
         return main(argv) or 0
     except LenetError as err:

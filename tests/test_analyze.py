@@ -219,7 +219,7 @@ def test_cli_bad_input_is_one_line(tmp_path, args, expected):
     if "--out" not in args:
         args += ["--out", str(tmp_path / "out")]
     result = run_cli("lenet_np.analyze", *args)
-    assert_one_line_error(result, expected)
+    assert_one_line_error(result, "lenet_np.analyze: error: ", expected)
     assert not (tmp_path / "out").exists()
 
 

@@ -148,7 +148,7 @@ def test_cli_trains_and_writes_a_checkpoint(tmp_path, idx_folder):
 def test_cli_bad_options(tmp_path, args, expected):
     args = [a.replace("MISSING", str(tmp_path / "missing.npz")) for a in args]
     result = run_cli("lenet_np.train", *args)
-    assert_one_line_error(result, expected)
+    assert_one_line_error(result, "lenet_np.train: error: ", expected)
 
 
 def test_interrupt_keeps_the_last_checkpoint(tmp_path, idx_folder):

@@ -79,14 +79,15 @@ def _conv_then_relu(name, names, kinds):
 def check_tau(tau):
     """τ is a probability threshold: [0, 1]."""
     if not 0.0 <= tau <= 1.0:
-        raise LenetError(f"tau must be within [0, 1], got {tau}")
+        raise LenetError(f"tau must be within [0, 1] (--tau), got {tau:g}")
     return float(tau)
 
 
 def check_bits(bits):
     """The low-bit copy's width k: an integer in 2..16."""
     if int(bits) != bits or not MIN_BITS <= bits <= MAX_BITS:
-        raise LenetError(f"bits must be an integer within {MIN_BITS}..{MAX_BITS}, got {bits}")
+        raise LenetError(f"bits must be an integer within {MIN_BITS}..{MAX_BITS} (--bits, "
+                         f"--exact-bits), got {bits:g}")
     return int(bits)
 
 
