@@ -21,7 +21,7 @@ from tqdm import tqdm
 from . import __version__, plots
 from .checkpoint import DEFAULT_MODEL_PATH, load_checkpoint, params_checksum
 from .data import PROJECT_ROOT, load_split
-from .errors import LenetError, run_cli
+from .errors import CliParser, LenetError, run_cli
 from .fileio import sha256_file
 from .report import ReportWriter, markdown_table, text_table
 from .stats import STAT_COLUMNS, filter_stats, per_filter_values, zero_shares
@@ -299,7 +299,7 @@ def _compact(indices, limit=12):
 
 def build_parser(section_modules):
     defaults = AnalyzeConfig()
-    parser = argparse.ArgumentParser(prog="python -m lenet_np.analyze", description=__doc__,
+    parser = CliParser(prog="python -m lenet_np.analyze", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--digit", default="0", help="0-9, a list like 0,6,8, or all")
     parser.add_argument("--n", default=str(defaults.n),

@@ -1,9 +1,17 @@
 """One clear line, never a traceback: the error type every command-line entry point reports."""
+import argparse
 import sys
 
 
 class LenetError(Exception):
     """Bad input a user can fix (a path, a file, an option): reported as one line, exit 2."""
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse, but a bad option is a LenetError: one line, not usage text plus a line."""
+
+    def error(self, message):
+        raise LenetError(f"{message} (see --help)")
 
 
 EXIT_BAD_INPUT = 2

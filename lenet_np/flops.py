@@ -15,11 +15,10 @@ MAC (:func:`fp32_equivalent`): the cost model of bit-serial hardware, whose time
 the operand width. It is the conservative one of the usual models (a parallel multiplier's
 area and energy grow about as ``k²``); the low-bit MACs themselves are always reported too.
 """
-import argparse
 import sys
 
 from .checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
-from .errors import run_cli
+from .errors import CliParser, run_cli
 from .report import text_table
 
 FULL_PRECISION_BITS = 32           # float32: the width of every MAC of the dense network
@@ -81,7 +80,7 @@ def cost_table(model):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m lenet_np.flops",
+    parser = CliParser(prog="python -m lenet_np.flops",
                                      description="Dense per-image MACs, FLOPs, bias adds and "
                                                  "comparisons of every layer of a model.")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="checkpoint (.npz)")

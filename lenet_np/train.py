@@ -18,7 +18,7 @@ from tqdm import tqdm
 from . import __version__
 from .checkpoint import DEFAULT_MODEL_PATH, load_checkpoint, save_checkpoint
 from .data import load_split
-from .errors import EXIT_INTERRUPTED, LenetError, run_cli
+from .errors import CliParser, EXIT_INTERRUPTED, LenetError, run_cli
 from .model import Architecture, LeNet
 from .optim import SGD, cosine_lr
 
@@ -151,7 +151,7 @@ def train(config, argv=None):
 
 def parse_args(argv):
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m lenet_np.train", description=__doc__,
+    parser = CliParser(prog="python -m lenet_np.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)

@@ -206,6 +206,7 @@ def test_a_failure_midway_leaves_nothing_behind(tmp_path, small_checkpoint, monk
     (["--digit", "x"], "--digit takes 0-9"),
     (["--n", "5000"], "more images than the 980 of digit 0"),
     (["--n", "0"], "--n must be at least 1"),
+    (["--split", "validation"], "argument --split: invalid choice: 'validation'"),
     (["--model", "NOWHERE"], "checkpoint not found"),
     (["--model", "CORRUPT"], "not a readable checkpoint"),
     (["--out", "UNWRITABLE"], "cannot write the report there"),
