@@ -8,6 +8,7 @@ Ctrl-C at any point leaves either the old report or the new one, never a mixture
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -97,13 +98,20 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+def _cell(value, spec):
+    """A table cell: ``value`` formatted by ``spec``; NaN (a statistic of no values) as "–"."""
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    return format(value, spec) if spec else str(value)
+
+
 def markdown_table(columns, rows, formats=None):
     """A Markdown table; ``formats`` maps a column to a format spec like ``".3f"``."""
     formats = formats or {}
     lines = ["| " + " | ".join(columns) + " |",
              "|" + "|".join("---:" if c in formats else "---" for c in columns) + "|"]
     for row in rows:
-        cells = [format(row[c], formats[c]) if c in formats else str(row[c]) for c in columns]
+        cells = [_cell(row[c], formats.get(c)) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -111,8 +119,7 @@ def markdown_table(columns, rows, formats=None):
 def text_table(columns, rows, formats=None):
     """The same table aligned for a terminal."""
     formats = formats or {}
-    cells = [[format(row[c], formats[c]) if c in formats else str(row[c]) for c in columns]
-             for row in rows]
+    cells = [[_cell(row[c], formats.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]

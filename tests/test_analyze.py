@@ -231,3 +231,11 @@ def test_cli_default_run_on_the_committed_model(tmp_path):
     assert "Proportion of 0 in filter17:" in result.stdout
     record = json.loads((out / "report.json").read_text())
     assert record["provenance"]["model"] == str(DEFAULT_MODEL_PATH)
+
+
+def test_tables_show_a_statistic_of_no_values_as_a_dash():
+    from lenet_np.report import markdown_table, text_table
+    rows = filter_stats(np.zeros((2, 2, 3, 3)), nonzero_only=True)   # two all-zero filters
+    table = markdown_table(["filter", "n_values", "mean"], rows, {"mean": ".4f"})
+    assert "| 1 | 0 | – |" in table and "nan" not in table
+    assert "nan" not in text_table(["filter", "mean"], rows, {"mean": ".4f"})
