@@ -12,7 +12,7 @@ import argparse
 import importlib
 import shlex
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -215,7 +215,7 @@ def build_core(ctx):
     record["files"]["hist_layer"] = writer.save_figure(
         plots.histogram_grid(values, f"{layer} output values per {unit}", unit),
         f"fig3_hist_{layer}.png")
-    figures_md = [f"![inputs](fig2_inputs.png)", "",
+    figures_md = ["![inputs](fig2_inputs.png)", "",
                   f"![{layer} histograms](fig3_hist_{layer}.png)", ""]
 
     if relu:

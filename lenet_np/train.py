@@ -176,7 +176,7 @@ def parse_args(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     config = parse_args(argv)
-    model = train(config, argv)
+    train(config, argv)
     print(f"saved {config.out}")
     return 0
 

@@ -91,6 +91,13 @@ def check_bits(bits):
     return int(bits)
 
 
+def check_choice(name, value, choices):
+    """A scheme option that takes one of a few names (e.g. ``termination``)."""
+    if value not in choices:
+        raise LenetError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 @dataclass
 class TrainingData:
     """What schemes are fitted on: the training split seen at the layer."""

@@ -17,7 +17,7 @@ input channels, which add exactly 0), or with the exact pool-aware termination o
 import numpy as np
 
 from ..errors import LenetError
-from .base import LayerRun, Scheme, check_tau, fitted_term_order
+from .base import LayerRun, Scheme, check_choice, check_tau, fitted_term_order
 from .direct import conv_relu_masked
 from .pool_exact import PoolExact
 
@@ -48,10 +48,7 @@ class ClassMasks(Scheme):
     def __init__(self, tau, termination="none"):
         super().__init__()
         self.tau = check_tau(tau)
-        if termination not in TERMINATIONS:
-            raise LenetError(f"termination must be one of {', '.join(TERMINATIONS)}, "
-                             f"got {termination!r}")
-        self.termination = termination
+        self.termination = check_choice("termination", termination, TERMINATIONS)
         self.needs_pool = termination == "pool"
 
     @property

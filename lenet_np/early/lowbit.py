@@ -25,7 +25,8 @@ costs the live channels' share of the dense layer's MACs.
 import numpy as np
 
 from ..errors import LenetError
-from .base import LayerRun, Scheme, check_bits, fitted_term_order, live_channels
+from .base import (LayerRun, Scheme, check_bits, check_choice, fitted_term_order,
+                   live_channels)
 from .direct import DEFAULT_CHUNK, conv_relu_masked, conv_relu_snapea, lowbit_conv
 from .oracle import window_argmax_mask
 
@@ -40,10 +41,7 @@ class LowBit(Scheme):
     def __init__(self, bits, termination="none"):
         super().__init__()
         self.bits = check_bits(bits)
-        if termination not in TERMINATIONS:
-            raise LenetError(f"termination must be one of {', '.join(TERMINATIONS)}, "
-                             f"got {termination!r}")
-        self.termination = termination
+        self.termination = check_choice("termination", termination, TERMINATIONS)
 
     @property
     def name(self):

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import LenetError
-from .base import LayerRun, Scheme, check_bits, fitted_term_order, guaranteed_input_bound
+from .base import (LayerRun, Scheme, check_bits, check_choice, fitted_term_order,
+                   guaranteed_input_bound)
 from .direct import DEFAULT_CHUNK, conv_relu_interval_pool, lowbit_intervals
 
 TERMINATIONS = ("snapea", "none")
@@ -122,10 +122,7 @@ class LowBitExact(Scheme):
     def __init__(self, bits, termination="snapea", chunk=DEFAULT_CHUNK):
         super().__init__()
         self.bits = check_bits(bits)
-        if termination not in TERMINATIONS:
-            raise LenetError(f"termination must be one of {', '.join(TERMINATIONS)}, "
-                             f"got {termination!r}")
-        self.termination = termination
+        self.termination = check_choice("termination", termination, TERMINATIONS)
         self.chunk = chunk
 
     @property
