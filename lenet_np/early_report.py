@@ -228,7 +228,7 @@ def verdict_lines(overall, rows, digits, spec):
             lines.append(f"Class-conditional masks (the study's hypothesis): within "
                          f"{100 * MAX_ACCURACY_LOSS:g} point of dense accuracy the best is "
                          f"{best['scheme']}, saving {best['layer_saved']:.1%} "
-                         f"(accuracy {best['accuracy_change']:+.2%}); knowing the digit "
+                         f"(accuracy {points(best['accuracy_change'])}); knowing the digit "
                          f"predicts {best['skip_recall']:.0%} of the zeros.")
         else:
             lines.append("Class-conditional masks lose more than "
@@ -236,7 +236,7 @@ def verdict_lines(overall, rows, digits, spec):
         lossy = min(masks, key=lambda r: r["tau"])
         lines.append(f"At τ={lossy['tau']:g} they skip {lossy['skip_recall']:.0%} of the zeros "
                      f"but change {lossy['changed_predictions']:.1%} of predictions "
-                     f"(accuracy {lossy['accuracy_change']:+.2%}): the zero pattern depends on "
+                     f"(accuracy {points(lossy['accuracy_change'])}): the zero pattern depends on "
                      f"the image, not only on its digit.")
     approx = [r for r in overall if not r["exact"]
               and r["accuracy_change"] >= -MAX_ACCURACY_LOSS]
@@ -247,16 +247,43 @@ def verdict_lines(overall, rows, digits, spec):
                      f"accuracy "
                      f"is {best['scheme']}: {best['layer_saved']:.1%} of the layer saved "
                      f"({share:.0%} of the best oracle's saving, accuracy "
-                     f"{best['accuracy_change']:+.2%}); over the whole network "
+                     f"{points(best['accuracy_change'])}); over the whole network "
                      f"{best['network_saved']:.1%}.")
     if len(digits) > 0:
         saved = {d: next(r["layer_saved"] for r in rows if r["digit"] == d
                          and r["scheme"] == "oracle_relu") for d in digits}
         text = ", ".join(f"digit {d}: {s:.1%}" for d, s in saved.items())
         lines.append(f"Zeros per selected digit ({spec.relu}): {text}.")
-    answer = ("Yes, but from the layer's input rather than from the digit"
-              if approx and "lowbit" in max(approx, key=lambda r: r["layer_saved"])["scheme"]
-              else "Partly")
-    lines.append(f"Can the layer's output be predicted early and its computation skipped? "
-                 f"{answer}: the answer above is read off the rows of this table.")
+    lines.append(answer_line(spec, exact, approx, good_masks if masks else []))
     return lines
+
+
+def points(change):
+    """An accuracy change (a share, 0.001 = 0.1 point) in percentage points."""
+    return f"{100 * change:+.2f} points"
+
+
+def answer_line(spec, exact, approx, good_masks):
+    """The study's question, answered from the best rows of each kind."""
+    def best(rows):
+        return max(rows, key=lambda r: r["layer_saved"]) if rows else None
+    parts = []
+    exact_best, approx_best, mask_best = best(exact), best(approx), best(good_masks)
+    if exact_best:
+        parts.append(f"exactly (identical predictions), {exact_best['layer_saved']:.0%} of "
+                     f"{spec.layer}'s MACs ({exact_best['scheme']})")
+    if approx_best:
+        parts.append(f"within {100 * MAX_ACCURACY_LOSS:g} point of accuracy, "
+                     f"{approx_best['layer_saved']:.0%} ({approx_best['scheme']})")
+    if not parts:
+        return (f"Can {spec.layer}'s output be predicted early and its computation skipped? "
+                f"Not by any scheme tried here without losing more than "
+                f"{100 * MAX_ACCURACY_LOSS:g} point of accuracy.")
+    line = (f"Can {spec.layer}'s output be predicted early and its computation skipped? "
+            f"Yes: {'; '.join(parts)}.")
+    if mask_best and approx_best and approx_best["family"] != "class_masks":
+        line += (f" The digit's zero pattern (class masks) reaches "
+                 f"{mask_best['layer_saved']:.0%} within the same accuracy "
+                 f"({mask_best['scheme']}), so the layer's input predicts its zeros better than "
+                 f"the digit does.")
+    return line

@@ -523,3 +523,45 @@ def test_layer_not_a_conv_followed_by_relu_is_refused(small_model, layer):
 def test_analyze_early_bad_options_give_one_line(tmp_path, args, fragment):
     result = run_cli("lenet_np.analyze", "--early", "--out", tmp_path / "r", *args)
     assert_one_line_error(result, fragment)
+
+
+def test_analyze_early_end_to_end_on_a_small_model(tmp_path, small_model):
+    """CSV, JSON and Markdown of the --early section agree, and the verdict's answer is read
+    off the rows it names."""
+    import csv
+    import json
+
+    from lenet_np import analyze
+    from lenet_np.checkpoint import save_checkpoint
+    from lenet_np.early_report import CSV_COLUMNS
+    checkpoint = tmp_path / "small.npz"
+    save_checkpoint(checkpoint, small_model, {})
+    out = tmp_path / "r"
+    analyze.main(["--model", str(checkpoint), "--digit", "2,7", "--n", "5", "--early",
+                  "--fit-n", "300", "--tau", "0.9", "--bits", "3", "--exact-bits", "6",
+                  "--out", str(out)])
+    with open(out / "early_conv2.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == CSV_COLUMNS
+    record = json.loads((out / "report.json").read_text())["early_report"]
+    assert len(record["rows"]) == len(rows)
+    overall = {r["scheme"]: r for r in record["rows"] if r["digit"] == "all"}
+    assert {"dense", "oracle_relu", "oracle_pool", "snapea_exact", "pool_exact",
+            "lowbit_exact k=6", "class_masks tau=0.9", "lowbit k=3"} <= set(overall)
+    assert {r["digit"] for r in rows} == {"all", "2", "7"}
+    for row in rows:                         # every CSV row is the JSON row it names
+        twin = next(r for r in record["rows"]
+                    if r["scheme"] == row["scheme"] and str(r["digit"]) == row["digit"])
+        assert float(row["layer_macs_equiv"]) == pytest.approx(twin["layer_macs_equiv"])
+    for name in ("dense", "snapea_exact", "pool_exact", "lowbit_exact k=6"):
+        assert overall[name]["changed_predictions"] == 0, name
+    assert overall["oracle_relu"]["share_of_relu_oracle"] == pytest.approx(1.0)
+    exact = [r for r in overall.values() if r["exact"] and "oracle" not in r["family"]
+             and r["family"] != "dense"]
+    best = max(exact, key=lambda r: r["layer_saved"])
+    answer = record["verdict"][-1]
+    assert f"exactly (identical predictions), {best['layer_saved']:.0%}" in answer
+    assert f"({best['scheme']})" in answer
+    markdown = (out / "report.md").read_text()
+    assert "## Early prediction on conv2" in markdown and answer in markdown
+    assert (out / "early_conv2.png").is_file()
