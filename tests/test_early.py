@@ -331,7 +331,6 @@ def test_guaranteed_bound_holds(fitted_small):
     np.testing.assert_array_equal(guaranteed_input_bound(model1, spec1), [1.0])
 
 
-@pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="no committed model")
 def test_exact_schemes_equal_dense_on_the_committed_model():
     model = load_model(DEFAULT_MODEL_PATH)
     split = load_split("test")
