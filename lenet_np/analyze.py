@@ -180,11 +180,6 @@ def stats_rows(act_by_digit, nonzero_only=False):
     return rows
 
 
-def zero_share_rows(act_by_digit):
-    return [{"digit": d, "filter": f, "zero_share": float(share)}
-            for d, act in act_by_digit.items() for f, share in enumerate(zero_shares(act))]
-
-
 def build_core(ctx):
     """Tables 1 and 2, zero shares and Figs. 2-6: returns (markdown, json record, terminal)."""
     layer, relu, writer = ctx.layer, ctx.relu, ctx.writer
@@ -223,11 +218,12 @@ def build_core(ctx):
         record["stats_nonzero"] = table2
         record["files"]["stats_nonzero"] = writer.write_csv(f"stats_{relu}_nonzero.csv",
                                                             columns, table2)
-        zeros = zero_share_rows(by_digit[relu])
+        shares = {d: zero_shares(a) for d, a in by_digit[relu].items()}      # {digit: (C,)}
+        zeros = [{"digit": d, "filter": f, "zero_share": float(share)}
+                 for d, s in shares.items() for f, share in enumerate(s)]
         record["zero_share"] = zeros
         record["files"]["zero_share"] = writer.write_csv(f"zero_share_{relu}.csv",
                                                          ["digit", "filter", "zero_share"], zeros)
-        shares = {d: zero_shares(a) for d, a in by_digit[relu].items()}
         record["zero_share_mean"] = {str(d): float(s.mean()) for d, s in shares.items()}
         md += [f"## Table 2: {relu} output per {unit}, zeros left out", "",
                markdown_table(columns, table2, STAT_FORMATS), "",
@@ -241,8 +237,8 @@ def build_core(ctx):
             lines.append(f"{prefix}Average proportion of 0 over {len(s)} {unit}s: {s.mean():.3%}")
             terminal += lines + [""]
             md += [f"- {line}" for line in lines] + [""]
-        nonzero = {d: [v[v != 0] for v in per_filter_values(a)] for d, a in by_digit[relu].items()}
         with_zeros = {d: list(per_filter_values(a)) for d, a in by_digit[relu].items()}
+        nonzero = {d: [v[v != 0] for v in values] for d, values in with_zeros.items()}
         record["files"]["hist_nonzero"] = writer.save_figure(
             plots.histogram_grid(nonzero, f"{relu} output values per {unit}, zeros left out",
                                  unit), f"fig4_hist_{relu}_nonzero.png")
