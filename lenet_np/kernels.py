@@ -25,6 +25,9 @@ JIT_PARALLEL = dict(JIT, parallel=False)
 
 njit = numba.njit(**JIT)
 njit_parallel = numba.njit(**JIT_PARALLEL)
+# For small helpers shared by kernels' inner loops: inlined at numba's IR level, since a call
+# that returns a tuple measured a third slower than the same loop written in place.
+njit_inline = numba.njit(**JIT, inline="always")
 
 
 @njit_parallel

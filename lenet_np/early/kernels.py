@@ -15,7 +15,7 @@ weights first and then the negative ones from the most negative (SnaPEA's order)
 """
 import numpy as np
 
-from ..kernels import njit
+from ..kernels import njit, njit_inline
 
 @njit
 def _partial_dot(weights, offsets, x_flat, base, start, end):
@@ -40,6 +40,28 @@ def _partial_dot(weights, offsets, x_flat, base, start, end):
         s0 += weights[t] * x_flat[base + offsets[t]]
         t += 1
     return (s0 + s1) + (s2 + s3)
+
+
+@njit_inline
+def _negative_phase(weights, offsets, x_flat, base, start, end_of_terms, chunk, acc, threshold):
+    """Add terms ``start:end_of_terms`` to ``acc`` ``chunk`` at a time, testing before each
+    chunk and once at the end whether ``acc <= threshold`` (the output is then dropped).
+
+    The terms left are negative (or multiply inputs >= 0 by weights <= 0), so once ``acc`` is
+    at or below the threshold it can only stay there. Returns ``(acc, t, tests, dropped)``:
+    ``t`` is the index after the last term added, ``tests`` the comparisons made.
+    """
+    t = start
+    tests = 0
+    while True:
+        tests += 1
+        if acc <= threshold:
+            return acc, t, tests, True
+        if t == end_of_terms:
+            return acc, t, tests, False
+        end = min(t + chunk, end_of_terms)
+        acc += _partial_dot(weights, offsets, x_flat, base, t, end)
+        t = end
 
 
 @njit
@@ -106,18 +128,14 @@ def conv_relu_snapea_kernel(x, offsets, weights, n_positive, bias, compute_mask,
                         continue
                     base = oh * width + ow
                     acc = bias[f] + _partial_dot(w, off, x_flat, base, 0, n_pos)
-                    t = n_pos
                     # One sign test before each chunk of negative terms and one at the end
                     # (the ReLU's).
-                    while True:
-                        tests += 1
-                        if acc <= 0.0 or t == n_terms:
-                            break
-                        end = min(t + chunk, n_terms)
-                        acc += _partial_dot(w, off, x_flat, base, t, end)
-                        t = end
+                    acc, t, n_tests, dropped = _negative_phase(w, off, x_flat, base, n_pos,
+                                                               n_terms, chunk, acc,
+                                                               np.float32(0.0))
+                    tests += n_tests
                     count += t
-                    if acc > 0.0:
+                    if not dropped:
                         out[n, f, oh, ow] = acc
         macs[n] = count
         checks[n] = tests
@@ -295,16 +313,9 @@ def conv_relu_pool_kernel(x, offsets, weights, group_end, group_slot, group_posi
                                 t = end
                                 remaining -= products[g]
                             if not dropped:
-                                t = n_pos
-                                while True:
-                                    tests += 1
-                                    if acc <= best:
-                                        dropped = True
-                                        break
-                                    if t == n_terms:
-                                        break
-                                    acc += w[t] * x_flat[base + off[t]]
-                                    t += 1
+                                acc, t, n_tests, dropped = _negative_phase(
+                                    w, off, x_flat, base, n_pos, n_terms, 1, acc, best)
+                                tests += n_tests
                             count += t
                             if not dropped:
                                 best = acc
@@ -544,20 +555,10 @@ def conv_relu_interval_pool_kernel(x, offsets, weights, n_positive, bias, estima
                             if estimate[n, f, oh, ow] + error[n, f, oh, ow] <= best:
                                 continue
                         acc = bias[f] + _partial_dot(w, off, x_flat, base, 0, n_pos)
-                        count += n_pos
-                        t = n_pos
-                        dropped = False
-                        while True:
-                            tests += 1
-                            if acc <= best:
-                                dropped = True
-                                break
-                            if t == n_terms:
-                                break
-                            end = min(t + chunk, n_terms)
-                            acc += _partial_dot(w, off, x_flat, base, t, end)
-                            count += end - t
-                            t = end
+                        acc, t, n_tests, dropped = _negative_phase(w, off, x_flat, base, n_pos,
+                                                                   n_terms, chunk, acc, best)
+                        tests += n_tests
+                        count += t
                         if not dropped:
                             best = acc
                             out[n, f, oh, ow] = acc

@@ -13,6 +13,21 @@ def _terms(x_img, order, f, oh, ow):
             for t in range(order.weights.shape[1])]
 
 
+def _negative_phase(acc, terms, done, threshold, chunk):
+    """Add ``terms[done:]`` to ``acc``, ``chunk`` at a time, testing ``acc <= threshold``
+    before each chunk and once at the end: (acc, terms added in all, dropped, tests)."""
+    tests = 0
+    while True:
+        tests += 1
+        if acc <= threshold:
+            return acc, done, True, tests
+        if done == len(terms):
+            return acc, done, False, tests
+        step = terms[done:done + chunk]
+        acc += sum(w * v for w, v in step)
+        done += len(step)
+
+
 def snapea_naive(x, order, bias, out_shape, chunk=1):
     """SnaPEA exact mode, per output, the sign tested before each ``chunk`` of negative
     terms: (out (N, F, OH, OW), macs (N,), checks (N,))."""
@@ -25,14 +40,8 @@ def snapea_naive(x, order, bias, out_shape, chunk=1):
             terms = _terms(x[n], order, f, oh, ow)
             n_pos = int(order.n_positive[f])
             acc = float(bias[f]) + sum(w * v for w, v in terms[:n_pos])
-            done = n_pos
-            while True:
-                checks[n] += 1
-                if acc <= 0 or done == len(terms):
-                    break
-                step = terms[done:done + chunk]
-                acc += sum(w * v for w, v in step)
-                done += len(step)
+            acc, done, _, tests = _negative_phase(acc, terms, n_pos, 0.0, chunk)
+            checks[n] += tests
             macs[n] += done
             out[n, f, oh, ow] = max(acc, 0.0)
     return out, macs, checks
@@ -130,17 +139,9 @@ def pool_exact_naive(x, order, bias, out_shape, slot_bound, pool, compute_mask=N
                                 acc += sum(w * v for w, v in terms[done:end])
                                 done = end
                             if not dropped:
-                                done = int(order.n_positive[f])
-                                while True:
-                                    checks[n] += 1
-                                    if acc <= best:
-                                        dropped = True
-                                        break
-                                    if done == len(terms):
-                                        break
-                                    w, v = terms[done]
-                                    acc += w * v
-                                    done += 1
+                                acc, done, dropped, tests = _negative_phase(
+                                    acc, terms, int(order.n_positive[f]), best, 1)
+                                checks[n] += tests
                             macs[n] += done
                             if not dropped:
                                 best = acc
@@ -252,19 +253,9 @@ def interval_pool_naive(x, order, bias, estimate, error, pool, chunk=1, terminat
                     if upper[cell] <= best:
                         continue
                 acc = float(bias[f]) + sum(w * u for w, u in terms[:n_pos])
-                done, dropped = n_pos, False
-                macs[n] += n_pos
-                while True:
-                    checks[n] += 1
-                    if acc <= best:
-                        dropped = True
-                        break
-                    if done == len(terms):
-                        break
-                    step = terms[done:done + chunk]
-                    acc += sum(w * u for w, u in step)
-                    macs[n] += len(step)
-                    done += len(step)
+                acc, done, dropped, tests = _negative_phase(acc, terms, n_pos, best, chunk)
+                checks[n] += tests
+                macs[n] += done
                 if not dropped:
                     best = acc
                     out[(n, f) + cell] = acc
